@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"golang.org/x/sync/errgroup"
+
+	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/eventlog"
+	spelthttp "spelt.dev/spelt/http"
+	"spelt.dev/spelt/internal/signingkey"
+	"spelt.dev/spelt/projections"
+	"spelt.dev/spelt/queries"
+	"spelt.dev/spelt/sql/migrations"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("serve", "[--config PATH] [--migrate]", stderr)
+	migrate := fs.Bool("migrate", false, "apply pending migrations before serving")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e, err := open(ctx, *cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if *migrate {
+		if _, err := migrations.Up(ctx, e.pool); err != nil {
+			return err
+		}
+	}
+	a, err := newApp(ctx, e)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", e.cfg.Listen.Client)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	e.logger.InfoContext(ctx, "serving the client API", slog.String("addr", l.Addr().String()),
+		slog.String("server_name", e.cfg.ServerName), slog.String("public_baseurl", e.cfg.PublicBaseURL))
+	err = a.run(ctx, l)
+	e.logger.Info("stopped")
+	return err
+}
+
+// app is a running Spelt: everything serve starts, built by hand.
+type app struct {
+	env      *env
+	notifier *eventlog.Notifier
+	runner   *projections.Runner
+	sealer   *eventlog.Sealer
+	http     *spelthttp.Server
+	release  func()
+}
+
+// newApp checks the database and builds every part of the server.
+func newApp(ctx context.Context, e *env) (*app, error) {
+	if err := e.requireSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkRestoredLog(ctx, e); err != nil {
+		return nil, err
+	}
+	key, created, err := signingkey.LoadOrCreate(e.cfg.SigningKeyPath())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		e.logger.InfoContext(ctx, "created signing key", slog.String("path", e.cfg.SigningKeyPath()), slog.String("key_id", key.ID))
+	}
+	release, err := commands.HoldWriterLock(ctx, e.pool)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.cfg
+	notifier := eventlog.NewNotifier(e.pool, e.logger)
+	log := eventlog.New(e.logger, notifier)
+	runner := projections.NewRunner(e.pool, notifier, e.logger, projections.All()...)
+	cmds := commands.New(e.pool, log, commands.Config{
+		ServerName:           cfg.ServerName,
+		RegistrationEnabled:  cfg.Registration.Enabled,
+		RegistrationRequires: cfg.Registration.RequireToken,
+		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
+	}, e.logger)
+	srv := spelthttp.New(spelthttp.Config{
+		ServerName:          cfg.ServerName,
+		PublicBaseURL:       cfg.PublicBaseURL,
+		RegistrationEnabled: cfg.Registration.Enabled,
+		RequireToken:        cfg.Registration.RequireToken,
+		SharedSecret:        cfg.Registration.SharedSecret,
+		MaxBodyBytes:        cfg.HTTP.MaxBodyBytes,
+		RateLimits:          cfg.RateLimits.Enabled,
+		LoginPerSecond:      cfg.RateLimits.LoginPerSecond,
+		LoginBurst:          cfg.RateLimits.LoginBurst,
+		RegisterPerSecond:   cfg.RateLimits.RegisterPerSecond,
+		RegisterBurst:       cfg.RateLimits.RegisterBurst,
+		Version:             version,
+	}, cmds, queries.New(e.pool), runner, e.logger)
+	return &app{
+		env:      e,
+		notifier: notifier,
+		runner:   runner,
+		sealer:   eventlog.NewSealer(e.pool, eventlog.Key{ID: key.ID, Private: key.Private}, e.logger),
+		http:     srv,
+		release:  release,
+	}, nil
+}
+
+// run serves on l until ctx ends, then stops every part and seals the log's tail.
+func (a *app) run(ctx context.Context, l net.Listener) error {
+	defer a.release()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.notifier.Run(gctx) })
+	g.Go(func() error { return a.runner.Run(gctx) })
+	g.Go(func() error { return a.sealer.Run(gctx, a.env.cfg.EventLog.SealInterval.Duration) })
+	g.Go(func() error { return a.http.Serve(gctx, l) })
+	err := g.Wait()
+	// Seal what the last requests appended, so a clean stop leaves no unsealed tail.
+	if _, serr := a.sealer.Seal(context.WithoutCancel(ctx)); serr != nil {
+		a.env.logger.Warn("final seal failed", slog.Any("err", serr))
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// checkRestoredLog refuses a database whose log holds transaction ids from the future:
+// the sign of a logical dump restored into a new cluster, where readers that only take
+// transactions older than the oldest running one would silently stop.
+func checkRestoredLog(ctx context.Context, e *env) error {
+	var restored bool
+	err := e.pool.QueryRow(ctx, `SELECT COALESCE((SELECT transaction_id FROM eventlog.events
+		ORDER BY transaction_id DESC, "offset" DESC LIMIT 1), '0') >= pg_snapshot_xmax(pg_current_snapshot())`).Scan(&restored)
+	if err != nil {
+		return fmt.Errorf("check log: %w", err)
+	}
+	if restored {
+		return errors.New("the event log holds transaction ids newer than this PostgreSQL cluster's: it was restored from a logical dump (pg_dump), which the log's ordering cannot survive; restore from a physical backup (pg_basebackup) instead")
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// Config is what commands need to know of the server's configuration.
+type Config struct {
+	ServerName           string
+	RegistrationEnabled  bool
+	RegistrationRequires bool // registration needs a registration token
+	AccessTokenLifetime  time.Duration
+}
+
+// Commands runs commands against the log and the write model.
+type Commands struct {
+	pool   *pgxpool.Pool
+	log    *eventlog.Log
+	q      *writedb.Queries
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns Commands.
+func New(pool *pgxpool.Pool, log *eventlog.Log, cfg Config, logger *slog.Logger) *Commands {
+	return &Commands{pool: pool, log: log, q: writedb.New(), cfg: cfg, logger: logger, now: time.Now}
+}
+
+// Meta identifies who issues a command and from where; it becomes the events' metadata.
+type Meta = eventlog.Metadata
+
+// decider reads the write model in tx and returns the events to append. If it returns
+// events and an error, the events are still appended and committed (e.g. a new
+// user-interactive authentication session) and the error is returned after.
+type decider func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error)
+
+// maxAttempts bounds retries after a stream version conflict.
+const maxAttempts = 5
+
+// run executes decide and appends its events with the write-model changes they imply,
+// in one transaction, retrying when a concurrent writer moved a stream first. It
+// returns the position of the last event appended.
+func (c *Commands) run(ctx context.Context, meta Meta, decide decider) (eventlog.Position, error) {
+	for attempt := 1; ; attempt++ {
+		pos, err := c.runOnce(ctx, meta, decide)
+		if errors.Is(err, eventlog.ErrVersionConflict) && attempt < maxAttempts {
+			continue
+		}
+		return pos, err
+	}
+}
+
+func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos eventlog.Position, err error) {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return pos, err
+	}
+	wrote := false
+	defer func() {
+		if rbErr := tx.Rollback(context.WithoutCancel(ctx)); rbErr == nil && wrote {
+			// A rolled-back writer held back the readers' horizon: let them look again.
+			c.log.Committed()
+		}
+	}()
+	news, decideErr := decide(ctx, tx)
+	if len(news) == 0 {
+		return pos, decideErr
+	}
+	wrote = true
+	events, err := c.log.Append(ctx, tx, meta, news...)
+	if err != nil {
+		return pos, err
+	}
+	if err := applyWriteModel(ctx, tx, events); err != nil {
+		return pos, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return pos, fmt.Errorf("commit: %w", err)
+	}
+	wrote = false
+	c.log.Committed()
+	return events[len(events)-1].Position, decideErr
+}

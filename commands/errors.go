@@ -1,0 +1,53 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a command returns; package http maps them to Matrix error codes.
+var (
+	ErrForbidden            = errors.New("forbidden")
+	ErrInvalidCredentials   = errors.New("invalid username or password")
+	ErrUserDeactivated      = errors.New("user is deactivated")
+	ErrUserInUse            = errors.New("user ID already taken")
+	ErrRegistrationDisabled = errors.New("registration is disabled")
+	ErrGuestsDisabled       = errors.New("guest access is disabled")
+	ErrUnknownSession       = errors.New("unknown user-interactive authentication session")
+	ErrInvalidToken         = errors.New("invalid registration token")
+	ErrNotFound             = errors.New("not found")
+)
+
+// InvalidUsernameError explains why a username was refused.
+type InvalidUsernameError struct{ Reason string }
+
+func (e *InvalidUsernameError) Error() string { return "invalid username: " + e.Reason }
+
+// BadRequestError is input the command cannot act on.
+type BadRequestError struct{ Reason string }
+
+func (e *BadRequestError) Error() string { return e.Reason }
+
+func badRequest(format string, args ...any) error {
+	return &BadRequestError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// AuthRequiredError means the operation needs (more) user-interactive authentication
+// (spec: client-server API, "User-interactive authentication API").
+type AuthRequiredError struct {
+	Session   string
+	Flows     [][]string
+	Params    map[string]any
+	Completed []string
+	// Cause is set when the last stage submitted failed.
+	Cause error
+}
+
+func (e *AuthRequiredError) Error() string {
+	if e.Cause != nil {
+		return "authentication required: " + e.Cause.Error()
+	}
+	return "authentication required"
+}
+
+func (e *AuthRequiredError) Unwrap() error { return e.Cause }

@@ -1,0 +1,148 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/mxid"
+	"spelt.dev/spelt/internal/tokens"
+)
+
+// newLogin prepares a device login: the device ID (generated when not given) and a
+// fresh access token, of which only the hash goes into the event.
+type pendingLogin struct {
+	deviceID    string
+	displayName *string
+	token       string
+	expiresAt   *time.Time
+}
+
+func (c *Commands) newLogin(deviceID string, displayName *string) pendingLogin {
+	if deviceID == "" {
+		deviceID = tokens.RandomUpper(10)
+	}
+	l := pendingLogin{deviceID: deviceID, displayName: displayName, token: tokens.NewAccessToken()}
+	if c.cfg.AccessTokenLifetime > 0 {
+		t := c.now().Add(c.cfg.AccessTokenLifetime).UTC().Truncate(time.Millisecond)
+		l.expiresAt = &t
+	}
+	return l
+}
+
+func (l pendingLogin) event(userID string) eventlog.NewEvent {
+	return eventlog.NewEvent{
+		Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceLoggedIn, ExpectVersion: eventlog.AnyVersion,
+		Data: eventlog.DeviceLoggedIn{UserID: userID, DeviceID: l.deviceID, DisplayName: l.displayName,
+			TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt},
+	}
+}
+
+// Login asks for an access token with a password (POST /login, m.login.password).
+type Login struct {
+	// User is a localpart or a full user ID.
+	User                     string
+	Password                 string
+	DeviceID                 string
+	InitialDeviceDisplayName *string
+}
+
+// LoggedIn is the outcome of a login.
+type LoggedIn struct {
+	UserID      string
+	DeviceID    string
+	AccessToken string
+	ExpiresIn   time.Duration
+	Position    eventlog.Position
+}
+
+// Login checks the password and logs in a device (a new one unless DeviceID names one).
+func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, error) {
+	userID := req.User
+	if lp, server, ok := mxid.SplitUserID(req.User); ok {
+		if server != c.cfg.ServerName {
+			return LoggedIn{}, ErrInvalidCredentials
+		}
+		userID = mxid.UserID(strings.ToLower(lp), server)
+	} else {
+		userID = mxid.UserID(strings.ToLower(req.User), c.cfg.ServerName)
+	}
+	u, err := c.q.UserGet(ctx, c.pool, userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		checkPassword(dummyHash, req.Password)
+		return LoggedIn{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return LoggedIn{}, err
+	}
+	if u.PasswordHash == nil || !checkPassword(*u.PasswordHash, req.Password) {
+		return LoggedIn{}, ErrInvalidCredentials
+	}
+	if u.Deactivated {
+		return LoggedIn{}, ErrUserDeactivated
+	}
+	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName)
+	meta.Actor = userID
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		u, err := c.q.UserGet(ctx, tx, userID)
+		if err != nil {
+			return nil, err
+		}
+		if u.Deactivated {
+			return nil, ErrUserDeactivated
+		}
+		return []eventlog.NewEvent{login.event(userID)}, nil
+	})
+	if err != nil {
+		return LoggedIn{}, err
+	}
+	return LoggedIn{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token,
+		ExpiresIn: c.cfg.AccessTokenLifetime, Position: pos}, nil
+}
+
+// Logout deletes the device and every access token of it (POST /logout).
+func (c *Commands) Logout(ctx context.Context, meta Meta, userID, deviceID string) (eventlog.Position, error) {
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceLoggedOut, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.DeviceLoggedOut{UserID: userID, DeviceID: deviceID},
+		}}, nil
+	})
+}
+
+// LogoutAll deletes every device of the user and all their tokens (POST /logout/all).
+func (c *Commands) LogoutAll(ctx context.Context, meta Meta, userID string) (eventlog.Position, error) {
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAllDevicesLoggedOut, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.AllDevicesLoggedOut{UserID: userID},
+		}}, nil
+	})
+}
+
+// CreateRegistrationToken creates a registration token (an operator command). An empty
+// token is generated.
+func (c *Commands) CreateRegistrationToken(ctx context.Context, meta Meta, token string, usesAllowed *int32, expiry *time.Time) (string, eventlog.Position, error) {
+	if token == "" {
+		token = tokens.Random(12)
+	}
+	if len(token) > 64 || strings.ContainsFunc(token, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '~' || r == '-')
+	}) {
+		return "", eventlog.Position{}, badRequest("registration tokens are at most 64 characters of [A-Za-z0-9._~-]")
+	}
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		return []eventlog.NewEvent{{
+			Stream: eventlog.RegistrationTokenStream(token), Type: eventlog.TypeRegistrationTokenCreated, ExpectVersion: eventlog.NoStream,
+			Data: eventlog.RegistrationTokenCreated{Token: token, UsesAllowed: usesAllowed, ExpiryTime: expiry},
+		}}, nil
+	})
+	if errors.Is(err, eventlog.ErrVersionConflict) {
+		return "", pos, badRequest("registration token %q already exists", token)
+	}
+	return token, pos, err
+}

@@ -1,0 +1,260 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/mxid"
+	"spelt.dev/spelt/internal/tokens"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// UIA stage types (spec: client-server API, "Authentication types").
+const (
+	StageDummy             = "m.login.dummy"
+	StageRegistrationToken = "m.login.registration_token"
+)
+
+// AuthDict is the `auth` object of a user-interactive authentication request.
+type AuthDict struct {
+	Type    string
+	Session string
+	Token   string
+}
+
+// Register asks for a new account (POST /register).
+type Register struct {
+	Guest                    bool
+	Username                 string
+	Password                 string
+	Auth                     *AuthDict
+	DeviceID                 string
+	InitialDeviceDisplayName *string
+	InhibitLogin             bool
+}
+
+// Registered is the outcome of a registration.
+type Registered struct {
+	UserID      string
+	DeviceID    string
+	AccessToken string
+	ExpiresIn   time.Duration
+	Position    eventlog.Position
+}
+
+// maxPasswordLength bounds what we hash.
+const maxPasswordLength = 512
+
+// Register registers a user through user-interactive authentication: the first call
+// without auth starts a session and fails with *AuthRequiredError listing the flows;
+// completing the flow's stages creates the account and, unless inhibited, logs in a
+// device.
+func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Registered, error) {
+	if !c.cfg.RegistrationEnabled {
+		return Registered{}, ErrRegistrationDisabled
+	}
+	if req.Guest {
+		return Registered{}, ErrGuestsDisabled
+	}
+	if len(req.Password) > maxPasswordLength {
+		return Registered{}, badRequest("password too long")
+	}
+	localpart := req.Username
+	if localpart != "" {
+		if err := c.checkLocalpart(ctx, c.pool, localpart); err != nil {
+			return Registered{}, err
+		}
+	}
+	// Hash before the transaction: argon2id takes tens of milliseconds, and a
+	// transaction holding an id that long would hold back every reader of the log.
+	var hash string
+	if req.Auth != nil && req.Password != "" {
+		hash = hashPassword(req.Password)
+	}
+	flow := []string{StageDummy}
+	if c.cfg.RegistrationRequires {
+		flow = []string{StageRegistrationToken}
+	}
+	var out Registered
+	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName)
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		var events []eventlog.NewEvent
+		challenge := func(session string, completed []string, cause error) error {
+			return &AuthRequiredError{Session: session, Flows: [][]string{flow}, Params: map[string]any{},
+				Completed: completed, Cause: cause}
+		}
+		// Stage 0: a new session.
+		session := ""
+		var completed []string
+		if req.Auth != nil && req.Auth.Session != "" {
+			s, err := c.q.UIASessionGet(ctx, tx, req.Auth.Session)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && s.Kind != "register") {
+				return nil, ErrUnknownSession
+			}
+			if err != nil {
+				return nil, err
+			}
+			session, completed = s.Session, s.Completed
+		} else {
+			session = tokens.Random(18)
+			events = append(events, eventlog.NewEvent{
+				Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted,
+				Data: eventlog.UIASessionStarted{Session: session, Kind: "register"}, ExpectVersion: eventlog.NoStream,
+			})
+		}
+		if req.Auth == nil || req.Auth.Type == "" {
+			return events, challenge(session, completed, nil)
+		}
+		// The stage submitted must be the next one of the flow.
+		next := ""
+		for _, st := range flow {
+			if !slices.Contains(completed, st) {
+				next = st
+				break
+			}
+		}
+		if next == "" || req.Auth.Type != next {
+			return events, challenge(session, completed, badRequest("stage %q is not the next stage of any flow", req.Auth.Type))
+		}
+		stageDone := eventlog.UIAStageCompleted{Session: session, Stage: next}
+		switch next {
+		case StageRegistrationToken:
+			if err := c.checkRegistrationToken(ctx, tx, req.Auth.Token); err != nil {
+				return events, challenge(session, completed, err)
+			}
+			stageDone.Token = req.Auth.Token
+		}
+		events = append(events, eventlog.NewEvent{
+			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIAStageCompleted, Data: stageDone, ExpectVersion: eventlog.AnyVersion,
+		})
+		completed = append(slices.Clone(completed), next)
+		if len(completed) < len(flow) {
+			return events, challenge(session, completed, nil)
+		}
+
+		// Every stage is done: create the account.
+		lp := localpart
+		if lp == "" {
+			lp = "u" + lowerRandom(11)
+		} else if err := c.checkLocalpart(ctx, tx, lp); err != nil {
+			return nil, err
+		}
+		userID := mxid.UserID(lp, c.cfg.ServerName)
+		events = append(events, eventlog.NewEvent{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
+			Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp, PasswordHash: hash},
+		})
+		if stageDone.Token != "" {
+			events = append(events, eventlog.NewEvent{
+				Stream: eventlog.RegistrationTokenStream(stageDone.Token), Type: eventlog.TypeRegistrationTokenUsed,
+				Data: eventlog.RegistrationTokenUsed{Token: stageDone.Token, UserID: userID}, ExpectVersion: eventlog.AnyVersion,
+			})
+		}
+		out = Registered{UserID: userID}
+		if !req.InhibitLogin {
+			events = append(events, login.event(userID))
+			out.DeviceID, out.AccessToken, out.ExpiresIn = login.deviceID, login.token, c.cfg.AccessTokenLifetime
+		}
+		return events, nil
+	})
+	if err != nil {
+		return Registered{}, err
+	}
+	out.Position = pos
+	return out, nil
+}
+
+// RegisterAdmin creates an account without user-interactive authentication, for an
+// operator (shared-secret registration, the admin CLI).
+type RegisterAdmin struct {
+	Username    string
+	Password    string
+	Admin       bool
+	DisplayName *string
+}
+
+// RegisterByAdmin creates the account and logs in a new device.
+func (c *Commands) RegisterByAdmin(ctx context.Context, meta Meta, req RegisterAdmin) (Registered, error) {
+	if len(req.Password) > maxPasswordLength {
+		return Registered{}, badRequest("password too long")
+	}
+	if err := c.checkLocalpart(ctx, c.pool, req.Username); err != nil {
+		return Registered{}, err
+	}
+	var hash string
+	if req.Password != "" {
+		hash = hashPassword(req.Password)
+	}
+	login := c.newLogin("", nil)
+	userID := mxid.UserID(req.Username, c.cfg.ServerName)
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		if err := c.checkLocalpart(ctx, tx, req.Username); err != nil {
+			return nil, err
+		}
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
+			Data: eventlog.AccountRegistered{UserID: userID, Localpart: req.Username, PasswordHash: hash, Admin: req.Admin},
+		}, login.event(userID)}, nil
+	})
+	if err != nil {
+		return Registered{}, err
+	}
+	return Registered{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token,
+		ExpiresIn: c.cfg.AccessTokenLifetime, Position: pos}, nil
+}
+
+// checkLocalpart validates a requested localpart and checks that it is free.
+func (c *Commands) checkLocalpart(ctx context.Context, db writedb.DBTX, localpart string) error {
+	if err := mxid.ValidateLocalpart(localpart, c.cfg.ServerName); err != nil {
+		return &InvalidUsernameError{Reason: err.Error()}
+	}
+	taken, err := c.q.UserLocalpartTaken(ctx, db, localpart)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return ErrUserInUse
+	}
+	return nil
+}
+
+func (c *Commands) checkRegistrationToken(ctx context.Context, db writedb.DBTX, token string) error {
+	t, err := c.q.RegistrationTokenGet(ctx, db, token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return err
+	}
+	if !RegistrationTokenUsable(t.Revoked, t.UsesAllowed, t.Pending, t.Completed, t.ExpiryTime, c.now()) {
+		return ErrInvalidToken
+	}
+	return nil
+}
+
+// RegistrationTokenUsable is the validity rule of a registration token.
+func RegistrationTokenUsable(revoked bool, usesAllowed *int32, pending, completed int32, expiry *time.Time, now time.Time) bool {
+	if revoked {
+		return false
+	}
+	if expiry != nil && !now.Before(*expiry) {
+		return false
+	}
+	if usesAllowed != nil && pending+completed >= *usesAllowed {
+		return false
+	}
+	return true
+}
+
+func lowerRandom(n int) string {
+	s := []byte(tokens.RandomUpper(n))
+	for i := range s {
+		s[i] += 'a' - 'A'
+	}
+	return string(s)
+}

@@ -1,0 +1,160 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// writeModelTables are emptied before a rebuild.
+var writeModelTables = []string{
+	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
+}
+
+// applyWriteModel derives the write model's rows from events. Commands call it in the
+// append transaction; RebuildWriteModel calls it over the whole log. Like a projector it
+// must depend on the events alone.
+func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	var b pgbatch.DB
+	q := writedb.New()
+	for _, e := range events {
+		var err error
+		switch e.Type {
+		case eventlog.TypeAccountRegistered:
+			var d eventlog.AccountRegistered
+			if err = e.Decode(&d); err == nil {
+				var hash *string
+				if d.PasswordHash != "" {
+					hash = &d.PasswordHash
+				}
+				err = q.UserInsert(ctx, &b, writedb.UserInsertParams{
+					UserID: d.UserID, Localpart: d.Localpart, PasswordHash: hash, IsGuest: d.Guest, IsAdmin: d.Admin,
+				})
+			}
+		case eventlog.TypeDeviceLoggedIn:
+			var d eventlog.DeviceLoggedIn
+			if err = e.Decode(&d); err == nil {
+				err = q.DeviceInsert(ctx, &b, writedb.DeviceInsertParams{UserID: d.UserID, DeviceID: d.DeviceID})
+			}
+		case eventlog.TypeDeviceLoggedOut:
+			var d eventlog.DeviceLoggedOut
+			if err = e.Decode(&d); err == nil {
+				err = q.DeviceDelete(ctx, &b, writedb.DeviceDeleteParams{UserID: d.UserID, DeviceID: d.DeviceID})
+			}
+		case eventlog.TypeAllDevicesLoggedOut:
+			var d eventlog.AllDevicesLoggedOut
+			if err = e.Decode(&d); err == nil {
+				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeUIASessionStarted:
+			var d eventlog.UIASessionStarted
+			if err = e.Decode(&d); err == nil {
+				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, CreatedAt: e.RecordedAt})
+			}
+		case eventlog.TypeUIAStageCompleted:
+			var d eventlog.UIAStageCompleted
+			if err = e.Decode(&d); err == nil {
+				err = q.UIASessionCompleteStage(ctx, &b, writedb.UIASessionCompleteStageParams{Session: d.Session, Stage: d.Stage})
+			}
+		case eventlog.TypeRegistrationTokenCreated:
+			var d eventlog.RegistrationTokenCreated
+			if err = e.Decode(&d); err == nil {
+				err = q.RegistrationTokenInsert(ctx, &b, writedb.RegistrationTokenInsertParams{
+					Token: d.Token, UsesAllowed: d.UsesAllowed, ExpiryTime: d.ExpiryTime,
+				})
+			}
+		case eventlog.TypeRegistrationTokenUsed:
+			var d eventlog.RegistrationTokenUsed
+			if err = e.Decode(&d); err == nil {
+				err = q.RegistrationTokenComplete(ctx, &b, d.Token)
+			}
+		case eventlog.TypeRegistrationTokenRevoked:
+			var d eventlog.RegistrationTokenRevoked
+			if err = e.Decode(&d); err == nil {
+				err = q.RegistrationTokenRevoke(ctx, &b, d.Token)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("write model: %w", err)
+		}
+	}
+	return b.Send(ctx, tx)
+}
+
+// RebuildWriteModel empties the write model and derives it again from the whole log, in
+// one transaction. The caller makes sure no command runs meanwhile (spelt replay refuses
+// while a server holds the writer lock). progress, if not nil, gets each batch's size.
+func RebuildWriteModel(ctx context.Context, pool *pgxpool.Pool, progress func(n int)) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, t := range writeModelTables {
+			if _, err := tx.Exec(ctx, "TRUNCATE "+t); err != nil {
+				return fmt.Errorf("rebuild write model: %w", err)
+			}
+		}
+		var after eventlog.Position
+		for {
+			events, err := eventlog.Read(ctx, tx, after, 5000, eventlog.Bound{})
+			if err != nil {
+				return err
+			}
+			if len(events) == 0 {
+				return nil
+			}
+			if err := applyWriteModel(ctx, tx, events); err != nil {
+				return err
+			}
+			after = events[len(events)-1].Position
+			if progress != nil {
+				progress(len(events))
+			}
+		}
+	})
+}
+
+// writerLock is the advisory lock every serving process holds shared and a write-model
+// rebuild takes exclusively.
+const writerLock = 0x5e1_7001
+
+// HoldWriterLock takes the shared writer lock on a dedicated connection and keeps it
+// until ctx ends; a write-model rebuild cannot start meanwhile.
+func HoldWriterLock(ctx context.Context, pool *pgxpool.Pool) (release func(), err error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn := c.Hijack()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock_shared($1)", writerLock); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("writer lock: %w", err)
+	}
+	return func() { conn.Close(context.Background()) }, nil
+}
+
+// TryExclusiveWriterLock takes the writer lock exclusively, failing at once when a
+// server holds it; release frees it.
+func TryExclusiveWriterLock(ctx context.Context, pool *pgxpool.Pool) (release func(), err error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn := c.Hijack()
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", writerLock).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("a server is running against this database: stop spelt serve before rebuilding the write model")
+	}
+	return func() { conn.Close(context.Background()) }, nil
+}
+
+var _ = time.Second

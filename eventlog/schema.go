@@ -1,0 +1,216 @@
+package eventlog
+
+import (
+	stdsql "database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Topic is the Watermill topic of the log. There is one: every event of every stream is
+// on it, in one global order.
+const Topic = "events"
+
+// Keys of the Watermill message metadata that carry an event's columns.
+const (
+	mdStream     = "stream"
+	mdVersion    = "stream_version"
+	mdType       = "type"
+	mdMeta       = "meta"
+	mdRecordedAt = "recorded_at"
+	mdPrevHash   = "prev_hash"
+	mdHash       = "hash"
+	mdXID        = "transaction_id"
+	mdOffset     = "offset"
+)
+
+// eventColumns are selected, in this order, by every reader of the log.
+const eventColumns = `transaction_id, "offset", uuid::text, stream, stream_version, type,
+	payload::text, metadata::text, recorded_at, prev_hash, hash`
+
+// SchemaAdapter maps Watermill messages to rows of eventlog.events and back. Its select
+// is the row-comparison scan of the primary key after the consumer's checkpoint,
+// bounded by the oldest running transaction so that no late-committing lower position is
+// ever skipped.
+type SchemaAdapter struct {
+	// BatchSize is the number of rows one poll reads; 100 when zero.
+	BatchSize int
+}
+
+var _ wsql.SchemaAdapter = SchemaAdapter{}
+
+// InsertQuery builds one multi-row INSERT returning each row's position.
+func (s SchemaAdapter) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, error) {
+	if params.Topic != Topic {
+		return wsql.Query{}, fmt.Errorf("unknown topic %q", params.Topic)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO eventlog.events
+	(uuid, stream, stream_version, type, payload, metadata, recorded_at, prev_hash, hash) VALUES `)
+	args := make([]any, 0, len(params.Msgs)*9)
+	for i, m := range params.Msgs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+		version, err := strconv.ParseInt(m.Metadata.Get(mdVersion), 10, 64)
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("message %s: bad stream version: %w", m.UUID, err)
+		}
+		recorded, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(mdRecordedAt))
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("message %s: bad recorded time: %w", m.UUID, err)
+		}
+		prev, err := hex.DecodeString(m.Metadata.Get(mdPrevHash))
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("message %s: bad previous hash: %w", m.UUID, err)
+		}
+		hash, err := hex.DecodeString(m.Metadata.Get(mdHash))
+		if err != nil || len(hash) == 0 {
+			return wsql.Query{}, fmt.Errorf("message %s: bad hash", m.UUID)
+		}
+		if len(prev) == 0 {
+			prev = nil
+		}
+		args = append(args, m.UUID, m.Metadata.Get(mdStream), version, m.Metadata.Get(mdType),
+			string(m.Payload), m.Metadata.Get(mdMeta), recorded, prev, hash)
+	}
+	b.WriteString(` RETURNING uuid::text, transaction_id, "offset"`)
+	return wsql.Query{Query: b.String(), Args: args}, nil
+}
+
+// SelectQuery reads the next batch after the consumer group's checkpoint. The
+// checkpoint comes from the OffsetsAdapter's NextOffsetQuery, as offset_acked and
+// last_processed_transaction_id.
+func (s SchemaAdapter) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, error) {
+	next, err := params.OffsetsAdapter.NextOffsetQuery(wsql.NextOffsetQueryParams{
+		Topic: params.Topic, ConsumerGroup: params.ConsumerGroup,
+	})
+	if err != nil {
+		return wsql.Query{}, err
+	}
+	batch := s.BatchSize
+	if batch <= 0 {
+		batch = 100
+	}
+	// The row comparison is an index condition on the primary key, so the scan starts
+	// at the checkpoint instead of filtering the whole remaining log.
+	q := `WITH last_processed AS (` + next.Query + `)
+	SELECT ` + eventColumns + ` FROM eventlog.events
+	WHERE (transaction_id, "offset") > (
+			(SELECT last_processed_transaction_id FROM last_processed),
+			(SELECT offset_acked FROM last_processed))
+		AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY transaction_id, "offset"
+	LIMIT ` + strconv.Itoa(batch)
+	return wsql.Query{Query: q, Args: next.Args}, nil
+}
+
+// UnmarshalMessage turns a row selected by SelectQuery into a Watermill message whose
+// metadata carries every column; EventFromMessage reads it back.
+func (s SchemaAdapter) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
+	e, err := scanEvent(params.Row)
+	if err != nil {
+		return wsql.Row{}, err
+	}
+	msg := message.NewMessage(e.ID, []byte(e.Payload))
+	msg.Metadata = message.Metadata{
+		mdStream:     e.Stream,
+		mdVersion:    strconv.FormatInt(e.Version, 10),
+		mdType:       e.Type,
+		mdMeta:       string(e.RawMeta),
+		mdRecordedAt: e.RecordedAt.Format(time.RFC3339Nano),
+		mdPrevHash:   hex.EncodeToString(e.PrevHash),
+		mdHash:       hex.EncodeToString(e.Hash),
+		mdXID:        strconv.FormatUint(e.Position.XID, 10),
+		mdOffset:     strconv.FormatInt(e.Position.Offset, 10),
+	}
+	return wsql.Row{
+		Offset:    e.Position.Offset,
+		UUID:      []byte(e.ID),
+		Payload:   e.Payload,
+		Msg:       msg,
+		ExtraData: map[string]any{"transaction_id": e.Position.XID},
+	}, nil
+}
+
+// SchemaInitializingQueries returns nothing: the table comes from a migration.
+func (s SchemaAdapter) SchemaInitializingQueries(wsql.SchemaInitializingQueriesParams) ([]wsql.Query, error) {
+	return nil, nil
+}
+
+// SubscribeIsolationLevel is REPEATABLE READ: the poll's snapshot and the checkpoint it
+// reads must agree.
+func (s SchemaAdapter) SubscribeIsolationLevel() stdsql.IsolationLevel {
+	return stdsql.LevelRepeatableRead
+}
+
+// EventFromMessage reads back an event delivered by a subscriber using SchemaAdapter.
+func EventFromMessage(msg *message.Message) (Event, error) {
+	md := msg.Metadata
+	var e Event
+	var err error
+	e.ID = msg.UUID
+	e.Stream = md.Get(mdStream)
+	e.Type = md.Get(mdType)
+	e.Payload = json.RawMessage(msg.Payload)
+	e.RawMeta = json.RawMessage(md.Get(mdMeta))
+	var errs []error
+	if e.Version, err = strconv.ParseInt(md.Get(mdVersion), 10, 64); err != nil {
+		errs = append(errs, err)
+	}
+	if e.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(mdRecordedAt)); err != nil {
+		errs = append(errs, err)
+	}
+	if e.PrevHash, err = hex.DecodeString(md.Get(mdPrevHash)); err != nil {
+		errs = append(errs, err)
+	}
+	if len(e.PrevHash) == 0 {
+		e.PrevHash = nil
+	}
+	if e.Hash, err = hex.DecodeString(md.Get(mdHash)); err != nil {
+		errs = append(errs, err)
+	}
+	if e.Position.XID, err = strconv.ParseUint(md.Get(mdXID), 10, 64); err != nil {
+		errs = append(errs, err)
+	}
+	if e.Position.Offset, err = strconv.ParseInt(md.Get(mdOffset), 10, 64); err != nil {
+		errs = append(errs, err)
+	}
+	if err := json.Unmarshal(e.RawMeta, &e.Metadata); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Event{}, fmt.Errorf("message %s is not an event: %w", msg.UUID, err)
+	}
+	return e, nil
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanEvent(row scanner) (Event, error) {
+	var e Event
+	var payload, meta string
+	err := row.Scan(&e.Position.XID, &e.Position.Offset, &e.ID, &e.Stream, &e.Version, &e.Type,
+		&payload, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash)
+	if err != nil {
+		return Event{}, fmt.Errorf("scan event: %w", err)
+	}
+	e.Payload = json.RawMessage(payload)
+	e.RawMeta = json.RawMessage(meta)
+	e.RecordedAt = e.RecordedAt.UTC()
+	if err := json.Unmarshal(e.RawMeta, &e.Metadata); err != nil {
+		return Event{}, fmt.Errorf("event %s metadata: %w", e.Position, err)
+	}
+	return e, nil
+}

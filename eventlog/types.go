@@ -1,0 +1,98 @@
+package eventlog
+
+import "time"
+
+// Event types. Each is a persisted contract: the name and its payload's JSON shape never
+// change once events of it are stored; a new shape gets a new version suffix.
+const (
+	TypeAccountRegistered        = "account.registered.v1"
+	TypeDeviceLoggedIn           = "account.device_logged_in.v1"
+	TypeDeviceLoggedOut          = "account.device_logged_out.v1"
+	TypeAllDevicesLoggedOut      = "account.all_devices_logged_out.v1"
+	TypeUIASessionStarted        = "uia.session_started.v1"
+	TypeUIAStageCompleted        = "uia.stage_completed.v1"
+	TypeRegistrationTokenCreated = "registration_token.created.v1"
+	TypeRegistrationTokenUsed    = "registration_token.used.v1"
+	TypeRegistrationTokenRevoked = "registration_token.revoked.v1"
+)
+
+// Types lists every event type Spelt writes.
+var Types = []string{
+	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
+	TypeUIASessionStarted, TypeUIAStageCompleted,
+	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked,
+}
+
+// UserStream is the stream of a user's account events.
+func UserStream(userID string) string { return "user:" + userID }
+
+// UIAStream is the stream of one user-interactive authentication session.
+func UIAStream(session string) string { return "uia:" + session }
+
+// RegistrationTokenStream is the stream of one registration token.
+func RegistrationTokenStream(token string) string { return "registration_token:" + token }
+
+// AccountRegistered: a user account was created.
+type AccountRegistered struct {
+	UserID    string `json:"user_id"`
+	Localpart string `json:"localpart"`
+	// PasswordHash is an argon2id PHC string; empty when the account has no password.
+	PasswordHash string `json:"password_hash,omitempty"`
+	Guest        bool   `json:"guest,omitempty"`
+	Admin        bool   `json:"admin,omitempty"`
+}
+
+// DeviceLoggedIn: a device got a new access token (login or registration). The device is
+// created if it did not exist.
+type DeviceLoggedIn struct {
+	UserID      string  `json:"user_id"`
+	DeviceID    string  `json:"device_id"`
+	DisplayName *string `json:"display_name,omitempty"`
+	// TokenHash is the SHA-256 of the access token; the token itself is never stored.
+	TokenHash []byte     `json:"token_hash"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// DeviceLoggedOut: a device and all its tokens are gone.
+type DeviceLoggedOut struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
+}
+
+// AllDevicesLoggedOut: every device of the user and all their tokens are gone.
+type AllDevicesLoggedOut struct {
+	UserID string `json:"user_id"`
+}
+
+// UIASessionStarted: a user-interactive authentication session began.
+type UIASessionStarted struct {
+	Session string `json:"session"`
+	// Kind names the operation the session authorises, e.g. "register".
+	Kind string `json:"kind"`
+}
+
+// UIAStageCompleted: a stage of a user-interactive authentication session succeeded.
+type UIAStageCompleted struct {
+	Session string `json:"session"`
+	Stage   string `json:"stage"`
+	// Token is the registration token that m.login.registration_token accepted.
+	Token string `json:"token,omitempty"`
+}
+
+// RegistrationTokenCreated: an operator created a registration token.
+type RegistrationTokenCreated struct {
+	Token       string     `json:"token"`
+	UsesAllowed *int32     `json:"uses_allowed,omitempty"`
+	ExpiryTime  *time.Time `json:"expiry_time,omitempty"`
+}
+
+// RegistrationTokenUsed: a registration completed with the token.
+type RegistrationTokenUsed struct {
+	Token  string `json:"token"`
+	UserID string `json:"user_id"`
+}
+
+// RegistrationTokenRevoked: an operator revoked the token.
+type RegistrationTokenRevoked struct {
+	Token string `json:"token"`
+}

@@ -1,0 +1,171 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	nethttp "net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/queries"
+)
+
+// MatrixError is an error response: {"errcode", "error"} plus any extra fields.
+type MatrixError struct {
+	Status  int
+	Code    string
+	Message string
+	Extra   map[string]any
+}
+
+func (e *MatrixError) Error() string { return e.Code + ": " + e.Message }
+
+func matrixErr(status int, code, format string, args ...any) *MatrixError {
+	return &MatrixError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error codes (spec: client-server API, "Standard error response").
+const (
+	codeForbidden        = "M_FORBIDDEN"
+	codeUnknownToken     = "M_UNKNOWN_TOKEN"
+	codeMissingToken     = "M_MISSING_TOKEN"
+	codeBadJSON          = "M_BAD_JSON"
+	codeNotJSON          = "M_NOT_JSON"
+	codeNotFound         = "M_NOT_FOUND"
+	codeLimitExceeded    = "M_LIMIT_EXCEEDED"
+	codeUnrecognized     = "M_UNRECOGNIZED"
+	codeUnknown          = "M_UNKNOWN"
+	codeUserInUse        = "M_USER_IN_USE"
+	codeInvalidUsername  = "M_INVALID_USERNAME"
+	codeMissingParam     = "M_MISSING_PARAM"
+	codeInvalidParam     = "M_INVALID_PARAM"
+	codeTooLarge         = "M_TOO_LARGE"
+	codeUserDeactivated  = "M_USER_DEACTIVATED"
+	codeGuestForbidden   = "M_GUEST_ACCESS_FORBIDDEN"
+	codeLimitRetryHeader = "Retry-After"
+)
+
+// toMatrix maps any error a handler returns to the response the client gets. It is the
+// only place where domain errors meet status codes.
+func toMatrix(err error) *MatrixError {
+	var me *MatrixError
+	var he *echo.HTTPError
+	var uia *commands.AuthRequiredError
+	var badName *commands.InvalidUsernameError
+	var bad *commands.BadRequestError
+	var tooBig *nethttp.MaxBytesError
+	switch {
+	case errors.As(err, &me):
+		return me
+	case errors.As(err, &uia):
+		return uiaError(uia)
+	case errors.As(err, &tooBig):
+		return matrixErr(nethttp.StatusRequestEntityTooLarge, codeTooLarge, "request body is larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &badName):
+		return matrixErr(nethttp.StatusBadRequest, codeInvalidUsername, "%s", badName.Reason)
+	case errors.As(err, &bad):
+		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "%s", bad.Reason)
+	case errors.Is(err, commands.ErrUserInUse):
+		return matrixErr(nethttp.StatusBadRequest, codeUserInUse, "User ID already taken.")
+	case errors.Is(err, commands.ErrInvalidCredentials):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid username or password")
+	case errors.Is(err, commands.ErrUserDeactivated):
+		return matrixErr(nethttp.StatusForbidden, codeUserDeactivated, "This account has been deactivated")
+	case errors.Is(err, commands.ErrRegistrationDisabled):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Registration has been disabled")
+	case errors.Is(err, commands.ErrGuestsDisabled):
+		return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guest access is disabled")
+	case errors.Is(err, commands.ErrUnknownSession):
+		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unknown session ID")
+	case errors.Is(err, commands.ErrForbidden):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
+	case errors.Is(err, commands.ErrNotFound), errors.Is(err, queries.ErrNotFound):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Not found")
+	case errors.Is(err, queries.ErrUnknownToken):
+		return &MatrixError{Status: nethttp.StatusUnauthorized, Code: codeUnknownToken,
+			Message: "Unknown access token", Extra: map[string]any{"soft_logout": false}}
+	case errors.As(err, &he):
+		switch he.Code {
+		case nethttp.StatusNotFound:
+			return matrixErr(he.Code, codeUnrecognized, "Unrecognized request")
+		case nethttp.StatusMethodNotAllowed:
+			return matrixErr(he.Code, codeUnrecognized, "Method not allowed")
+		case nethttp.StatusRequestEntityTooLarge:
+			return matrixErr(he.Code, codeTooLarge, "Request body too large")
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return matrixErr(he.Code, codeUnknown, "%v", he.Message)
+		}
+	}
+	return nil
+}
+
+// uiaError is the 401 body of user-interactive authentication.
+func uiaError(e *commands.AuthRequiredError) *MatrixError {
+	flows := make([]map[string]any, len(e.Flows))
+	for i, f := range e.Flows {
+		flows[i] = map[string]any{"stages": f}
+	}
+	completed := e.Completed
+	if completed == nil {
+		completed = []string{}
+	}
+	params := e.Params
+	if params == nil {
+		params = map[string]any{}
+	}
+	me := &MatrixError{Status: nethttp.StatusUnauthorized, Extra: map[string]any{
+		"flows": flows, "params": params, "session": e.Session, "completed": completed,
+	}}
+	if e.Cause != nil {
+		var bad *commands.BadRequestError
+		switch {
+		case errors.Is(e.Cause, commands.ErrInvalidToken):
+			me.Code, me.Message = codeForbidden, "Invalid registration token"
+		case errors.As(e.Cause, &bad):
+			me.Code, me.Message = codeUnrecognized, bad.Reason
+		default:
+			me.Code, me.Message = codeForbidden, e.Cause.Error()
+		}
+	}
+	return me
+}
+
+// errorHandler is Echo's HTTPErrorHandler: every error response goes through it.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		me := toMatrix(err)
+		if me == nil {
+			if errors.Is(err, context.Canceled) {
+				// The client went away; nobody reads the answer.
+				me = matrixErr(499, codeUnknown, "request cancelled")
+			} else {
+				logger.ErrorContext(c.Request().Context(), "request failed",
+					slog.String("request_id", requestID(c)), slog.String("path", c.Path()), slog.Any("err", err))
+				me = matrixErr(nethttp.StatusInternalServerError, codeUnknown, "Internal server error")
+			}
+		}
+		body := make(map[string]any, len(me.Extra)+2)
+		for k, v := range me.Extra {
+			body[k] = v
+		}
+		if me.Code != "" {
+			body["errcode"] = me.Code
+			body["error"] = me.Message
+		}
+		if c.Request().Method == nethttp.MethodHead {
+			err = c.NoContent(me.Status)
+		} else {
+			err = c.JSON(me.Status, body)
+		}
+		if err != nil {
+			logger.WarnContext(c.Request().Context(), "writing error response failed", slog.Any("err", err))
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package http
+
+import (
+	nethttp "net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/eventlog"
+)
+
+func (s *Server) getLogin(c echo.Context) error {
+	return c.JSON(nethttp.StatusOK, map[string]any{
+		"flows": []map[string]any{{"type": "m.login.password"}},
+	})
+}
+
+type loginRequest struct {
+	Type       string `json:"type"`
+	Identifier *struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	// User is the deprecated top-level form of an m.id.user identifier.
+	User                     string  `json:"user"`
+	Password                 string  `json:"password"`
+	DeviceID                 string  `json:"device_id"`
+	InitialDeviceDisplayName *string `json:"initial_device_display_name"`
+	RefreshToken             bool    `json:"refresh_token"`
+}
+
+// postLogin: POST /_matrix/client/v3/login.
+func (s *Server) postLogin(c echo.Context) error {
+	var req loginRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Type == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing login type")
+	}
+	if req.Type != "m.login.password" {
+		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unknown login type %s", req.Type)
+	}
+	user := req.User
+	if req.Identifier != nil {
+		if req.Identifier.Type != "m.id.user" {
+			return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", req.Identifier.Type)
+		}
+		user = req.Identifier.User
+	}
+	if user == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing user identifier")
+	}
+	if req.Password == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing password")
+	}
+	res, err := s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
+		User: user, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), res.Position); err != nil {
+		return err
+	}
+	body := map[string]any{
+		"user_id": res.UserID, "access_token": res.AccessToken, "device_id": res.DeviceID,
+		"home_server": s.cfg.ServerName,
+		"well_known":  map[string]any{"m.homeserver": map[string]string{"base_url": s.cfg.PublicBaseURL}},
+	}
+	if res.ExpiresIn > 0 {
+		body["expires_in_ms"] = res.ExpiresIn.Milliseconds()
+	}
+	return c.JSON(nethttp.StatusOK, body)
+}
+
+// whoami: GET /_matrix/client/v3/account/whoami.
+func (s *Server) whoami(c echo.Context) error {
+	id := identity(c)
+	return c.JSON(nethttp.StatusOK, map[string]any{"user_id": id.UserID, "device_id": id.DeviceID, "is_guest": id.IsGuest})
+}
+
+// logout: POST /_matrix/client/v3/logout. It answers once the token no longer works.
+func (s *Server) logout(c echo.Context) error {
+	id := identity(c)
+	pos, err := s.cmd.Logout(c.Request().Context(), meta(c, eventlog.OriginClient), id.UserID, id.DeviceID)
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]any{})
+}
+
+// logoutAll: POST /_matrix/client/v3/logout/all.
+func (s *Server) logoutAll(c echo.Context) error {
+	id := identity(c)
+	pos, err := s.cmd.LogoutAll(c.Request().Context(), meta(c, eventlog.OriginClient), id.UserID)
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]any{})
+}

@@ -1,0 +1,241 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+
+	"spelt.dev/spelt/internal/tokens"
+	"spelt.dev/spelt/queries"
+)
+
+// cors answers every response with the headers the spec requires (client-server API,
+// "Web Browser Clients") and OPTIONS pre-flight requests on any path with 204.
+func cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+		if c.Request().Method == nethttp.MethodOptions {
+			return c.NoContent(nethttp.StatusNoContent)
+		}
+		return next(c)
+	}
+}
+
+const requestIDKey = "spelt.request_id"
+
+// requestIDs gives every request an id (the client's X-Request-ID if it sent a sane one),
+// echoed in the response and recorded in the metadata of the events it causes.
+func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			id = tokens.Random(12)
+		}
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// accessLog logs one line per request. It logs the path without the query string, which
+// may carry an access token.
+func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			req := c.Request()
+			logger.LogAttrs(req.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", requestID(c)),
+				slog.String("method", req.Method),
+				slog.String("path", req.URL.Path),
+				slog.Int("status", c.Response().Status),
+				slog.Int64("bytes", c.Response().Size),
+				slog.Duration("took", time.Since(start)),
+				slog.String("remote", c.RealIP()))
+			return nil
+		}
+	}
+}
+
+// bodyLimit caps request bodies; reading past the limit fails with *http.MaxBytesError,
+// which errors.go turns into 413 M_TOO_LARGE.
+func bodyLimit(max int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > max {
+				return &nethttp.MaxBytesError{Limit: max}
+			}
+			req.Body = nethttp.MaxBytesReader(c.Response(), req.Body, max)
+			return next(c)
+		}
+	}
+}
+
+// bindJSON decodes a JSON object body into v. An empty body decodes as {}. Malformed
+// JSON is M_NOT_JSON, a value of the wrong type M_BAD_JSON.
+func bindJSON(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if !json.Valid(body) {
+		return matrixErr(nethttp.StatusBadRequest, codeNotJSON, "Content not JSON.")
+	}
+	if body[0] != '{' {
+		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "Request body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "%s must be of type %s", te.Field, jsonTypeName(te.Type.Kind().String()))
+		}
+		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "Invalid JSON: %v", err)
+	}
+	return nil
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	default:
+		return "number"
+	}
+}
+
+const identityKey = "spelt.identity"
+
+// Authenticator resolves access tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (queries.Identity, bool, error)
+}
+
+// requireAuth authenticates the request's access token (Authorization: Bearer, or the
+// deprecated access_token query parameter).
+func requireAuth(auth Authenticator) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			token := ""
+			if h := c.Request().Header.Get("Authorization"); h != "" {
+				scheme, t, ok := strings.Cut(h, " ")
+				if !ok || !strings.EqualFold(scheme, "Bearer") {
+					return matrixErr(nethttp.StatusUnauthorized, codeMissingToken, "Invalid Authorization header")
+				}
+				token = strings.TrimSpace(t)
+			} else {
+				token = c.QueryParam("access_token")
+			}
+			if token == "" {
+				return matrixErr(nethttp.StatusUnauthorized, codeMissingToken, "Missing access token")
+			}
+			id, expired, err := auth.Authenticate(c.Request().Context(), token)
+			if err != nil {
+				if expired {
+					return &MatrixError{Status: nethttp.StatusUnauthorized, Code: codeUnknownToken,
+						Message: "Access token has expired", Extra: map[string]any{"soft_logout": true}}
+				}
+				return err
+			}
+			c.Set(identityKey, id)
+			return next(c)
+		}
+	}
+}
+
+func identity(c echo.Context) queries.Identity {
+	id, _ := c.Get(identityKey).(queries.Identity)
+	return id
+}
+
+// limiter is a per-client token bucket (keyed by remote address) for expensive or
+// abusable endpoints.
+type limiter struct {
+	enabled bool
+	rate    rate.Limit
+	burst   int
+	mu      sync.Mutex
+	clients map[string]*clientLimit
+	lastGC  time.Time
+}
+
+type clientLimit struct {
+	l    *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(enabled bool, perSecond float64, burst int) *limiter {
+	return &limiter{enabled: enabled, rate: rate.Limit(perSecond), burst: burst, clients: map[string]*clientLimit{}}
+}
+
+func (l *limiter) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !l.enabled {
+			return next(c)
+		}
+		now := time.Now()
+		l.mu.Lock()
+		if now.Sub(l.lastGC) > time.Minute {
+			for k, v := range l.clients {
+				if now.Sub(v.seen) > 10*time.Minute {
+					delete(l.clients, k)
+				}
+			}
+			l.lastGC = now
+		}
+		key := c.RealIP()
+		cl := l.clients[key]
+		if cl == nil {
+			cl = &clientLimit{l: rate.NewLimiter(l.rate, l.burst)}
+			l.clients[key] = cl
+		}
+		cl.seen = now
+		r := cl.l.ReserveN(now, 1)
+		delay := r.DelayFrom(now)
+		if delay > 0 {
+			r.CancelAt(now)
+		}
+		l.mu.Unlock()
+		if delay > 0 {
+			ms := int64(math.Ceil(float64(delay) / float64(time.Millisecond)))
+			c.Response().Header().Set(codeLimitRetryHeader, strconv.FormatInt(int64(math.Ceil(delay.Seconds())), 10))
+			return &MatrixError{Status: nethttp.StatusTooManyRequests, Code: codeLimitExceeded,
+				Message: "Too many requests", Extra: map[string]any{"retry_after_ms": ms}}
+		}
+		return next(c)
+	}
+}

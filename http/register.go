@@ -1,0 +1,112 @@
+package http
+
+import (
+	"errors"
+	nethttp "net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/mxid"
+	"spelt.dev/spelt/queries"
+)
+
+type authDict struct {
+	Type    string `json:"type"`
+	Session string `json:"session"`
+	Token   string `json:"token"`
+}
+
+type registerRequest struct {
+	Auth                     *authDict `json:"auth"`
+	Username                 string    `json:"username"`
+	Password                 string    `json:"password"`
+	DeviceID                 string    `json:"device_id"`
+	InitialDeviceDisplayName *string   `json:"initial_device_display_name"`
+	InhibitLogin             bool      `json:"inhibit_login"`
+	RefreshToken             bool      `json:"refresh_token"`
+}
+
+// postRegister: POST /_matrix/client/v3/register.
+func (s *Server) postRegister(c echo.Context) error {
+	kind := c.QueryParam("kind")
+	if kind == "" {
+		kind = "user"
+	}
+	if kind != "user" && kind != "guest" {
+		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "kind must be 'user' or 'guest'")
+	}
+	var req registerRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	cmd := commands.Register{
+		Guest: kind == "guest", Username: req.Username, Password: req.Password,
+		DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName, InhibitLogin: req.InhibitLogin,
+	}
+	if req.Auth != nil {
+		cmd.Auth = &commands.AuthDict{Type: req.Auth.Type, Session: req.Auth.Session, Token: req.Auth.Token}
+	}
+	res, err := s.cmd.Register(c.Request().Context(), meta(c, eventlog.OriginClient), cmd)
+	if err != nil {
+		return err
+	}
+	return s.respondRegistered(c, res, !req.InhibitLogin)
+}
+
+// respondRegistered waits until the new account (and token) is readable, then answers.
+func (s *Server) respondRegistered(c echo.Context, res commands.Registered, login bool) error {
+	if err := s.wait.WaitFor(c.Request().Context(), res.Position); err != nil {
+		return err
+	}
+	body := map[string]any{"user_id": res.UserID, "home_server": s.cfg.ServerName}
+	if login {
+		body["access_token"] = res.AccessToken
+		body["device_id"] = res.DeviceID
+		if res.ExpiresIn > 0 {
+			body["expires_in_ms"] = res.ExpiresIn.Milliseconds()
+		}
+	}
+	return c.JSON(nethttp.StatusOK, body)
+}
+
+// registerAvailable: GET /_matrix/client/v3/register/available.
+func (s *Server) registerAvailable(c echo.Context) error {
+	username := c.QueryParam("username")
+	if username == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing username parameter")
+	}
+	if err := mxid.ValidateLocalpart(username, s.cfg.ServerName); err != nil {
+		return &commands.InvalidUsernameError{Reason: err.Error()}
+	}
+	taken, err := s.q.LocalpartTaken(c.Request().Context(), username)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return commands.ErrUserInUse
+	}
+	return c.JSON(nethttp.StatusOK, map[string]bool{"available": true})
+}
+
+// registrationTokenValidity: GET /_matrix/client/v1/register/m.login.registration_token/validity.
+func (s *Server) registrationTokenValidity(c echo.Context) error {
+	if !s.cfg.RegistrationEnabled {
+		return commands.ErrRegistrationDisabled
+	}
+	token := c.QueryParam("token")
+	if token == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing token parameter")
+	}
+	t, err := s.q.RegistrationTokenLookup(c.Request().Context(), token)
+	if errors.Is(err, queries.ErrNotFound) {
+		return c.JSON(nethttp.StatusOK, map[string]bool{"valid": false})
+	}
+	if err != nil {
+		return err
+	}
+	valid := commands.RegistrationTokenUsable(t.Revoked, t.UsesAllowed, t.Pending, t.Completed, t.ExpiryTime, time.Now())
+	return c.JSON(nethttp.StatusOK, map[string]bool{"valid": valid})
+}

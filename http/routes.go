@@ -1,0 +1,28 @@
+package http
+
+// routes lists every route Spelt serves. Unknown paths get 404 M_UNRECOGNIZED and
+// known paths with another method 405 M_UNRECOGNIZED (errors.go).
+func (s *Server) routes() {
+	e := s.echo
+	auth := requireAuth(s.q)
+
+	// Discovery (spec: client-server API, "Server Discovery" and "API Standards").
+	e.GET("/.well-known/matrix/client", s.wellKnownClient)
+	e.GET("/.well-known/matrix/support", s.wellKnownSupport)
+	e.GET("/_matrix/client/versions", s.versions)
+
+	// Account registration and login (spec: client-server API, "Client Authentication").
+	c := e.Group("/_matrix/client/v3")
+	c.POST("/register", s.postRegister, s.register.middleware)
+	c.GET("/register/available", s.registerAvailable, s.register.middleware)
+	e.GET("/_matrix/client/v1/register/m.login.registration_token/validity", s.registrationTokenValidity, s.register.middleware)
+	c.GET("/login", s.getLogin)
+	c.POST("/login", s.postLogin, s.login.middleware)
+	c.GET("/account/whoami", s.whoami, auth)
+	c.POST("/logout", s.logout, auth)
+	c.POST("/logout/all", s.logoutAll, auth)
+
+	// Synapse-compatible shared-secret registration, for operators and test suites.
+	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)
+	e.POST("/_synapse/admin/v1/register", s.adminRegister, s.register.middleware)
+}

@@ -1,0 +1,143 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/queries"
+)
+
+// Config is what the HTTP layer needs of the server's configuration.
+type Config struct {
+	ServerName          string
+	PublicBaseURL       string
+	RegistrationEnabled bool
+	RequireToken        bool
+	SharedSecret        string
+	MaxBodyBytes        int64
+	RateLimits          bool
+	LoginPerSecond      float64
+	LoginBurst          int
+	RegisterPerSecond   float64
+	RegisterBurst       int
+	Support             Support
+	Version             string
+}
+
+// Support is what GET /.well-known/matrix/support publishes.
+type Support struct {
+	Page          string
+	AdminMatrixID string
+	AdminEmail    string
+}
+
+// Commands is the write side as the HTTP layer uses it.
+type Commands interface {
+	Register(ctx context.Context, meta commands.Meta, req commands.Register) (commands.Registered, error)
+	RegisterByAdmin(ctx context.Context, meta commands.Meta, req commands.RegisterAdmin) (commands.Registered, error)
+	Login(ctx context.Context, meta commands.Meta, req commands.Login) (commands.LoggedIn, error)
+	Logout(ctx context.Context, meta commands.Meta, userID, deviceID string) (eventlog.Position, error)
+	LogoutAll(ctx context.Context, meta commands.Meta, userID string) (eventlog.Position, error)
+}
+
+// Queries is the read side as the HTTP layer uses it.
+type Queries interface {
+	Authenticator
+	LocalpartTaken(ctx context.Context, localpart string) (bool, error)
+	RegistrationTokenLookup(ctx context.Context, token string) (queries.RegistrationToken, error)
+}
+
+// Waiter blocks until the read models have applied a position (read-your-writes).
+type Waiter interface {
+	WaitFor(ctx context.Context, pos eventlog.Position, projectors ...string) error
+}
+
+// Server is the HTTP front of Spelt.
+type Server struct {
+	echo     *echo.Echo
+	cfg      Config
+	cmd      Commands
+	q        Queries
+	wait     Waiter
+	logger   *slog.Logger
+	nonces   *nonceStore
+	login    *limiter
+	register *limiter
+}
+
+// New builds the server and its routes.
+func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) *Server {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(logger)
+	s := &Server{
+		echo: e, cfg: cfg, cmd: cmd, q: q, wait: wait, logger: logger,
+		nonces:   newNonceStore(),
+		login:    newLimiter(cfg.RateLimits, cfg.LoginPerSecond, cfg.LoginBurst),
+		register: newLimiter(cfg.RateLimits, cfg.RegisterPerSecond, cfg.RegisterBurst),
+	}
+	e.Pre(requestIDs, accessLog(logger), cors)
+	e.Use(recoverer(logger), bodyLimit(cfg.MaxBodyBytes))
+	s.routes()
+	return s
+}
+
+// Handler returns the server as an http.Handler.
+func (s *Server) Handler() nethttp.Handler { return s.echo }
+
+// Serve serves on l until ctx ends, then shuts down gracefully (in-flight requests get
+// up to 10 seconds).
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &nethttp.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if e := <-errc; e != nil && !errors.Is(e, nethttp.ErrServerClosed) {
+		return e
+	}
+	return err
+}
+
+func recoverer(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == nethttp.ErrAbortHandler {
+						panic(v)
+					}
+					logger.ErrorContext(c.Request().Context(), "handler panicked",
+						slog.String("request_id", requestID(c)), slog.Any("panic", v))
+					err = matrixErr(nethttp.StatusInternalServerError, codeUnknown, "Internal server error")
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// meta is the event metadata of a client request.
+func meta(c echo.Context, origin eventlog.Origin) commands.Meta {
+	return commands.Meta{Actor: identity(c).UserID, Origin: origin, RequestID: requestID(c)}
+}

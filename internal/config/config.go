@@ -1,0 +1,586 @@
+package config
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// EnvPrefix starts the name of every environment variable read by [Load].
+const EnvPrefix = "SPELT_"
+
+// EnvConfigPath names the environment variable holding the config file path
+// that [Load] uses when it is given no path.
+const EnvConfigPath = EnvPrefix + "CONFIG"
+
+// DefaultPath is the file [Load] reads, relative to the working directory,
+// when it is given no path and EnvConfigPath is unset. Its absence is not an
+// error.
+const DefaultPath = "spelt.toml"
+
+// Config is Spelt's whole configuration. The toml tags are the key names
+// operators write, in the file and (upper-cased, prefixed) in the environment;
+// they are a contract. Obtain one from [Load] or [Defaults].
+type Config struct {
+	// ServerName is the Matrix server name, the part after ":" in user and
+	// room IDs. It cannot change once users exist.
+	ServerName string `toml:"server_name"`
+	// PublicBaseURL is the absolute http(s) URL clients reach the client API
+	// at. [Load] always returns it non-empty and ending in "/": when unset it
+	// is derived from Listen.Client, with an unspecified host replaced by the
+	// server name's host.
+	PublicBaseURL string `toml:"public_baseurl"`
+	// DataDir holds the signing key and the embedded PostgreSQL cluster.
+	DataDir string `toml:"data_dir"`
+
+	Database     Database     `toml:"database"`
+	Listen       Listen       `toml:"listen"`
+	Registration Registration `toml:"registration"`
+	RateLimits   RateLimits   `toml:"rate_limits"`
+	Log          Log          `toml:"log"`
+	EventLog     EventLog     `toml:"eventlog"`
+	HTTP         HTTP         `toml:"http"`
+	Auth         Auth         `toml:"auth"`
+}
+
+// Database is the [database] section.
+type Database struct {
+	// URL is a postgres:// or postgresql:// connection URL. Empty means Spelt
+	// runs an embedded PostgreSQL cluster in [Config.PostgresDir]. It may hold
+	// a password: never log it.
+	URL string `toml:"url"`
+	// MaxConns caps the connection pool (pgxpool.Config.MaxConns), 1..1000.
+	MaxConns int32 `toml:"max_conns"`
+}
+
+// Listen is the [listen] section: host:port addresses to bind. An empty host
+// binds every interface; port 0 picks a free port.
+type Listen struct {
+	// Client is the client-server API address.
+	Client string `toml:"client"`
+	// Federation is the server-server API address.
+	Federation string `toml:"federation"`
+}
+
+// Registration is the [registration] section.
+type Registration struct {
+	// Enabled allows open registration through the client API.
+	Enabled bool `toml:"enabled"`
+	// SharedSecret enables shared-secret (admin) registration when non-empty.
+	// Never log it.
+	SharedSecret string `toml:"shared_secret"`
+	// RequireToken makes client registration require a registration token.
+	RequireToken bool `toml:"require_token"`
+}
+
+// RateLimits is the [rate_limits] section: token buckets per client, refilled
+// at the given rate per second up to the given burst.
+type RateLimits struct {
+	// Enabled turns all rate limiting on or off.
+	Enabled bool `toml:"enabled"`
+	// LoginPerSecond is the refill rate of the login bucket, > 0.
+	LoginPerSecond float64 `toml:"login_per_second"`
+	// LoginBurst is the size of the login bucket, >= 1.
+	LoginBurst int `toml:"login_burst"`
+	// RegisterPerSecond is the refill rate of the registration bucket, > 0.
+	RegisterPerSecond float64 `toml:"register_per_second"`
+	// RegisterBurst is the size of the registration bucket, >= 1.
+	RegisterBurst int `toml:"register_burst"`
+}
+
+// Log is the log table of the TOML file (keys log.level, log.format).
+type Log struct {
+	// Level is one of debug, info, warn, error; see [Config.SlogLevel].
+	Level string `toml:"level"`
+	// Format is text or json (slog.TextHandler or slog.JSONHandler).
+	Format string `toml:"format"`
+}
+
+// EventLog is the [eventlog] section.
+type EventLog struct {
+	// SealInterval is how often the event log is sealed, > 0.
+	SealInterval Duration `toml:"seal_interval"`
+}
+
+// HTTP is the [http] section.
+type HTTP struct {
+	// MaxBodyBytes caps JSON API request bodies (http.MaxBytesReader), >= 1024.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+}
+
+// Auth is the [auth] section.
+type Auth struct {
+	// AccessTokenLifetime is how long an access token stays valid; 0 means
+	// tokens do not expire.
+	AccessTokenLifetime Duration `toml:"access_token_lifetime"`
+}
+
+// Duration is a time.Duration written as a Go duration string such as "10s"
+// or "1h30m", in TOML and in the environment.
+type Duration struct {
+	time.Duration
+}
+
+// UnmarshalText parses a Go duration string such as "10s".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"10s\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string such as "10s".
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// Defaults returns the built-in configuration: what [Load] returns when there
+// is no file and no SPELT_* variable. Its PublicBaseURL is already derived.
+func Defaults() Config {
+	return defaults().resolved()
+}
+
+// defaults is the configuration before derivation: PublicBaseURL is empty,
+// meaning "derive from Listen.Client".
+func defaults() Config {
+	return Config{
+		ServerName:    "localhost",
+		PublicBaseURL: "",
+		DataDir:       "./data",
+		Database: Database{
+			URL:      "",
+			MaxConns: 20,
+		},
+		Listen: Listen{
+			Client:     "127.0.0.1:8008",
+			Federation: ":8448",
+		},
+		Registration: Registration{
+			Enabled:      false,
+			SharedSecret: "",
+			RequireToken: false,
+		},
+		RateLimits: RateLimits{
+			Enabled:           true,
+			LoginPerSecond:    0.5,
+			LoginBurst:        5,
+			RegisterPerSecond: 0.17,
+			RegisterBurst:     3,
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "text",
+		},
+		EventLog: EventLog{
+			SealInterval: Duration{10 * time.Second},
+		},
+		HTTP: HTTP{
+			MaxBodyBytes: 65536,
+		},
+		Auth: Auth{
+			AccessTokenLifetime: Duration{0},
+		},
+	}
+}
+
+// Load builds the configuration: [Defaults], overlaid by the TOML file, then
+// by SPELT_* environment variables, then validated.
+//
+// The file is path when non-empty, else the value of SPELT_CONFIG when set,
+// else ./spelt.toml when it exists, else none. A file named by path or
+// SPELT_CONFIG must exist. env looks variables up like [os.LookupEnv]; nil
+// means an empty environment.
+//
+// Unknown keys, unparsable environment values and invalid values are all
+// reported together, one error per problem, joined with [errors.Join].
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	return load(path, DefaultPath, env)
+}
+
+// load is [Load] with the fallback file name as a parameter, so tests can
+// exercise it without changing the working directory.
+func load(path, fallback string, env func(string) (string, bool)) (Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	if path == "" {
+		if v, ok := env(EnvConfigPath); ok && v != "" {
+			path = v
+		} else if _, err := os.Stat(fallback); err == nil {
+			path = fallback
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return Config{}, fmt.Errorf("look for config file: %w", err)
+		}
+	}
+
+	cfg := defaults()
+	var problems []error
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		md, err := toml.Decode(string(data), &cfg)
+		if err != nil {
+			return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+		}
+		for _, key := range md.Undecoded() {
+			problems = append(problems, fmt.Errorf("unknown key %q in %s", key.String(), path))
+		}
+	}
+	problems = append(problems, cfg.applyEnv(env)...)
+	problems = append(problems, cfg.problems()...)
+	if len(problems) > 0 {
+		return Config{}, errors.Join(problems...)
+	}
+	return cfg.resolved(), nil
+}
+
+// field is one leaf key of [Config], found by [Config.fields].
+type field struct {
+	key   string        // as written in TOML, e.g. "listen.client"
+	env   string        // e.g. "SPELT_LISTEN_CLIENT"
+	value reflect.Value // settable
+}
+
+// fields lists every leaf key of c, in struct order, from the toml tags.
+// Nested structs other than text unmarshalers (such as [Duration]) are
+// sections.
+func (c *Config) fields() []field {
+	textUnmarshaler := reflect.TypeFor[encoding.TextUnmarshaler]()
+	var out []field
+	var walk func(v reflect.Value, prefix []string)
+	walk = func(v reflect.Value, prefix []string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			path := append(append([]string(nil), prefix...), name)
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
+				walk(fv, path)
+				continue
+			}
+			out = append(out, field{
+				key:   strings.Join(path, "."),
+				env:   EnvPrefix + strings.ToUpper(strings.Join(path, "_")),
+				value: fv,
+			})
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), nil)
+	return out
+}
+
+// applyEnv overrides every key whose SPELT_* variable is set, returning one
+// error per unparsable value. A variable set to the empty string overrides
+// too (clearing a string key).
+func (c *Config) applyEnv(env func(string) (string, bool)) []error {
+	var errs []error
+	for _, f := range c.fields() {
+		raw, ok := env(f.env)
+		if !ok {
+			continue
+		}
+		if err := setFromString(f.value, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.env, err))
+		}
+	}
+	return errs
+}
+
+// setFromString parses raw into v according to v's type.
+func setFromString(v reflect.Value, raw string) error {
+	if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(raw))
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Bool:
+		switch strings.ToLower(raw) {
+		case "true", "1":
+			v.SetBool(true)
+		case "false", "0":
+			v.SetBool(false)
+		default:
+			return fmt.Errorf("%q is not a boolean (true, false, 1, 0)", raw)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, v.Type().Bits())
+		if errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("%q is out of range", raw)
+		}
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", raw)
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(raw, 10, v.Type().Bits())
+		if errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("%q is out of range", raw)
+		}
+		if err != nil {
+			return fmt.Errorf("%q is not a non-negative integer", raw)
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		n, err := strconv.ParseFloat(raw, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not a number", raw)
+		}
+		v.SetFloat(n)
+	default:
+		// Reached only if a field of an unsupported type is added to Config;
+		// TestEnvOverridesEveryKey catches that.
+		return fmt.Errorf("environment override of %s is not supported", v.Type())
+	}
+	return nil
+}
+
+// Validate checks every key and returns all problems at once, joined with
+// [errors.Join], one per bad key, each starting with the key as written in
+// TOML (e.g. `log.level: "verbose" is not one of debug, info, warn, error`).
+// Secrets (database.url, registration.shared_secret) are never echoed.
+func (c Config) Validate() error {
+	return errors.Join(c.problems()...)
+}
+
+func (c Config) problems() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	if !ValidServerName(c.ServerName) {
+		bad("server_name", "%q is not a valid Matrix server name", c.ServerName)
+	}
+	if c.PublicBaseURL != "" {
+		if msg := checkBaseURL(c.PublicBaseURL); msg != "" {
+			bad("public_baseurl", "%q %s", c.PublicBaseURL, msg)
+		}
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+
+	if c.Database.URL != "" &&
+		!strings.HasPrefix(c.Database.URL, "postgres://") &&
+		!strings.HasPrefix(c.Database.URL, "postgresql://") {
+		bad("database.url", "must be empty or start with postgres:// or postgresql://")
+	}
+	if c.Database.MaxConns < 1 || c.Database.MaxConns > 1000 {
+		bad("database.max_conns", "%d is not between 1 and 1000", c.Database.MaxConns)
+	}
+
+	if msg := checkListen(c.Listen.Client); msg != "" {
+		bad("listen.client", "%q %s", c.Listen.Client, msg)
+	}
+	if msg := checkListen(c.Listen.Federation); msg != "" {
+		bad("listen.federation", "%q %s", c.Listen.Federation, msg)
+	}
+
+	positive := func(key string, v float64) {
+		if !(v > 0) || math.IsInf(v, 0) {
+			bad(key, "%v is not a positive number", v)
+		}
+	}
+	atLeastOne := func(key string, v int) {
+		if v < 1 {
+			bad(key, "%d is less than 1", v)
+		}
+	}
+	positive("rate_limits.login_per_second", c.RateLimits.LoginPerSecond)
+	atLeastOne("rate_limits.login_burst", c.RateLimits.LoginBurst)
+	positive("rate_limits.register_per_second", c.RateLimits.RegisterPerSecond)
+	atLeastOne("rate_limits.register_burst", c.RateLimits.RegisterBurst)
+
+	logLevels := []string{"debug", "info", "warn", "error"}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		bad("log.level", "%q is not one of %s", c.Log.Level, strings.Join(logLevels, ", "))
+	}
+	logFormats := []string{"text", "json"}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		bad("log.format", "%q is not one of %s", c.Log.Format, strings.Join(logFormats, ", "))
+	}
+
+	if c.EventLog.SealInterval.Duration <= 0 {
+		bad("eventlog.seal_interval", "%q is not a positive duration", c.EventLog.SealInterval)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		bad("http.max_body_bytes", "%d is less than 1024", c.HTTP.MaxBodyBytes)
+	}
+	if c.Auth.AccessTokenLifetime.Duration < 0 {
+		bad("auth.access_token_lifetime", "%q is negative", c.Auth.AccessTokenLifetime)
+	}
+	return errs
+}
+
+// checkListen returns why addr is not host:port with a numeric port
+// 0..65535, or "" if it is. The host may be empty.
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "is not host:port"
+	}
+	if !validPort(port, 0) {
+		return "is not host:port with a port 0..65535"
+	}
+	return ""
+}
+
+// validPort reports whether port is 1 to 5 ASCII digits with a value in
+// min..65535.
+func validPort(port string, min int) bool {
+	if len(port) < 1 || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+		return false
+	}
+	n, _ := strconv.Atoi(port)
+	return n >= min && n <= 65535
+}
+
+// checkBaseURL returns why s is not a usable public base URL, or "".
+func checkBaseURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return "is not an absolute http(s) URL"
+	}
+	if u.User != nil {
+		return "must not contain user info"
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+// ValidServerName reports whether name matches the Matrix server name grammar
+// (https://spec.matrix.org/v1.16/appendices/#server-name):
+//
+//	server_name = hostname [ ":" port ]
+//	port        = 1*5DIGIT
+//	hostname    = IPv4address / "[" IPv6address "]" / dns-name
+//
+// It is a little stricter than the grammar: the port must be 1..65535, an
+// IPv6 literal must parse as one, and a DNS name must have non-empty labels
+// of at most 63 characters (so no leading, trailing or doubled dots).
+func ValidServerName(name string) bool {
+	host, port, hasPort := splitServerName(name)
+	if hasPort && !validPort(port, 1) {
+		return false
+	}
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") || len(host) < 4 || len(host) > 47 {
+			return false
+		}
+		addr, err := netip.ParseAddr(host[1 : len(host)-1])
+		return err == nil && addr.Is6() && addr.Zone() == ""
+	}
+	// IPv4 dotted quads are also dns-names under the grammar, so one check
+	// covers both.
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// splitServerName splits a server name into its hostname (brackets kept for
+// IPv6) and port. hasPort reports whether a ":" port part was present.
+func splitServerName(name string) (host, port string, hasPort bool) {
+	if strings.HasPrefix(name, "[") {
+		end := strings.IndexByte(name, ']')
+		if end < 0 {
+			return name, "", false
+		}
+		host, rest := name[:end+1], name[end+1:]
+		if rest == "" {
+			return host, "", false
+		}
+		if rest[0] != ':' {
+			// Trailing junk after the literal: keep it in the host so the
+			// caller rejects it.
+			return name, "", false
+		}
+		return host, rest[1:], true
+	}
+	host, port, hasPort = strings.Cut(name, ":")
+	return host, port, hasPort
+}
+
+// resolved returns c with PublicBaseURL derived when empty and ending in "/".
+// It expects a valid c.
+func (c Config) resolved() Config {
+	if c.PublicBaseURL == "" {
+		host, port, err := net.SplitHostPort(c.Listen.Client)
+		if err == nil {
+			if addr, err := netip.ParseAddr(host); host == "" || (err == nil && addr.IsUnspecified()) {
+				host, _, _ = splitServerName(c.ServerName)
+				host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+			}
+			c.PublicBaseURL = "http://" + net.JoinHostPort(host, port)
+		}
+	}
+	if c.PublicBaseURL != "" && !strings.HasSuffix(c.PublicBaseURL, "/") {
+		c.PublicBaseURL += "/"
+	}
+	return c
+}
+
+// SigningKeyPath is the server's ed25519 signing key file, data_dir/signing.key.
+func (c Config) SigningKeyPath() string {
+	return filepath.Join(c.DataDir, "signing.key")
+}
+
+// PostgresDir is the embedded PostgreSQL cluster directory, data_dir/postgres,
+// used when database.url is empty.
+func (c Config) PostgresDir() string {
+	return filepath.Join(c.DataDir, "postgres")
+}
+
+// SlogLevel maps log.level to a slog.Level; anything unrecognised (which
+// [Config.Validate] rejects) maps to slog.LevelInfo.
+func (c Config) SlogLevel() slog.Level {
+	switch c.Log.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}

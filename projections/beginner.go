@@ -1,0 +1,91 @@
+package projections
+
+import (
+	"context"
+	stdsql "database/sql"
+	"fmt"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/eventlog"
+)
+
+// beginner opens the transactions Watermill's subscriber polls and acks in. Its
+// transactions remember the last position a handler applied and report it after a
+// successful commit, which is when waiters may be told.
+type beginner struct {
+	pool     *pgxpool.Pool
+	onCommit func(eventlog.Position)
+}
+
+var _ wsql.Beginner = (*beginner)(nil)
+
+func (b *beginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
+	o := pgx.TxOptions{}
+	if opts != nil {
+		switch opts.Isolation {
+		case stdsql.LevelRepeatableRead:
+			o.IsoLevel = pgx.RepeatableRead
+		case stdsql.LevelSerializable:
+			o.IsoLevel = pgx.Serializable
+		case stdsql.LevelDefault, stdsql.LevelReadCommitted:
+			o.IsoLevel = pgx.ReadCommitted
+		default:
+			return nil, fmt.Errorf("isolation level %v not supported", opts.Isolation)
+		}
+	}
+	tx, err := b.pool.BeginTx(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &hookTx{tx: tx, ctx: ctx, onCommit: b.onCommit}, nil
+}
+
+func (b *beginner) ExecContext(ctx context.Context, q string, args ...any) (wsql.Result, error) {
+	tag, err := b.pool.Exec(ctx, q, args...)
+	return wsql.PgxResult{CommandTag: tag}, err
+}
+
+func (b *beginner) QueryContext(ctx context.Context, q string, args ...any) (wsql.Rows, error) {
+	rows, err := b.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return wsql.PgxRows{Rows: rows}, nil
+}
+
+type hookTx struct {
+	tx       pgx.Tx
+	ctx      context.Context
+	applied  eventlog.Position
+	onCommit func(eventlog.Position)
+}
+
+func (t *hookTx) ExecContext(ctx context.Context, q string, args ...any) (wsql.Result, error) {
+	tag, err := t.tx.Exec(ctx, q, args...)
+	return wsql.PgxResult{CommandTag: tag}, err
+}
+
+func (t *hookTx) QueryContext(ctx context.Context, q string, args ...any) (wsql.Rows, error) {
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return wsql.PgxRows{Rows: rows}, nil
+}
+
+func (t *hookTx) Commit() error {
+	if err := t.tx.Commit(context.WithoutCancel(t.ctx)); err != nil {
+		return err
+	}
+	if !t.applied.IsZero() && t.onCommit != nil {
+		t.onCommit(t.applied)
+	}
+	return nil
+}
+
+func (t *hookTx) Rollback() error {
+	return t.tx.Rollback(context.WithoutCancel(t.ctx))
+}

@@ -1,0 +1,487 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/sql/gen/projdb"
+)
+
+// Runner runs projectors: each catches up in batches, then follows the log live through
+// its own Watermill subscriber. One process at a time runs a given projector, under a
+// PostgreSQL advisory lock named after it.
+type Runner struct {
+	pool       *pgxpool.Pool
+	notifier   *eventlog.Notifier
+	logger     *slog.Logger
+	projectors []Projector
+	states     map[string]*state
+	q          *projdb.Queries
+
+	// BatchSize is how many events one catch-up transaction applies.
+	BatchSize int
+	// IdlePoll is how long a live subscriber waits for a wake-up before polling anyway
+	// (a NOTIFY from another process can be missed while reconnecting).
+	IdlePoll time.Duration
+}
+
+// NewRunner returns a Runner for projectors. notifier wakes live subscribers after
+// appends; it may be nil for rebuilds.
+func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Logger, projectors ...Projector) *Runner {
+	r := &Runner{
+		pool:       pool,
+		notifier:   notifier,
+		logger:     logger,
+		projectors: projectors,
+		states:     make(map[string]*state, len(projectors)),
+		q:          projdb.New(),
+		BatchSize:  2000,
+		IdlePoll:   500 * time.Millisecond,
+	}
+	for _, p := range projectors {
+		r.states[p.Name()] = newState()
+	}
+	return r
+}
+
+// Projectors returns the runner's projectors.
+func (r *Runner) Projectors() []Projector { return r.projectors }
+
+// Run runs every projector until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	locks, err := newLockConn(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	defer locks.close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(r.projectors))
+	for _, p := range r.projectors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.runOne(ctx, locks, p); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("projector %s: %w", p.Name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+func (r *Runner) runOne(ctx context.Context, locks *lockConn, p Projector) error {
+	log := r.logger.With(slog.String("projector", p.Name()))
+	for {
+		ok, err := locks.try(ctx, lockID(p.Name()))
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		log.InfoContext(ctx, "projector runs in another process; waiting for its lock")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if err := r.prepare(ctx, r.pool, p); err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, nil)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.InfoContext(ctx, "projector caught up", slog.Int64("events", n), slog.Duration("took", time.Since(start)))
+	}
+	return r.follow(ctx, p, log)
+}
+
+// prepare makes sure p has a checkpoint and rebuilds it from the start if its stored
+// version is not the code's.
+func (r *Runner) prepare(ctx context.Context, db *pgxpool.Pool, p Projector) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := r.q.CheckpointEnsure(ctx, tx, ensureParams(p)); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		cp, err := r.q.CheckpointGet(ctx, tx, p.Name())
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if int(cp.Version) != p.Version() {
+			r.logger.InfoContext(ctx, "projector version changed; rebuilding",
+				slog.String("projector", p.Name()), slog.Int("from", int(cp.Version)), slog.Int("to", p.Version()))
+			if err := reset(ctx, tx, p); err != nil {
+				return err
+			}
+			cp = projdb.ProjectionCheckpoint{}
+		}
+		r.states[p.Name()].advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+		return nil
+	})
+}
+
+// reset empties p's tables and moves its checkpoint back to the start.
+func reset(ctx context.Context, tx pgx.Tx, p Projector) error {
+	for _, t := range p.Tables() {
+		if _, err := tx.Exec(ctx, "TRUNCATE "+pgx.Identifier{t}.Sanitize()); err != nil {
+			return fmt.Errorf("reset %s: %w", t, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM projection_failures WHERE name = $1", p.Name()); err != nil {
+		return fmt.Errorf("reset failures: %w", err)
+	}
+	if err := projdb.New().CheckpointReset(ctx, tx, projdb.CheckpointResetParams{Name: p.Name(), Version: int32(p.Version())}); err != nil {
+		return fmt.Errorf("reset checkpoint: %w", err)
+	}
+	return nil
+}
+
+// catchUp applies batches of events until the log (up to until) is exhausted, and
+// returns how many events it read. progress, if not nil, gets each batch's size.
+func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound, progress func(int)) (int64, error) {
+	var total int64
+	for {
+		n, last, err := r.applyBatch(ctx, db, p, until)
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += int64(n)
+		r.states[p.Name()].advance(last)
+		if progress != nil {
+			progress(n)
+		}
+	}
+}
+
+func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound) (int, eventlog.Position, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return 0, eventlog.Position{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	cp, err := r.q.CheckpointGet(ctx, tx, p.Name())
+	if err != nil {
+		return 0, eventlog.Position{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	events, err := eventlog.Read(ctx, tx, eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}, r.BatchSize, until)
+	if err != nil || len(events) == 0 {
+		return 0, eventlog.Position{}, err
+	}
+	handled := events[:0:0]
+	for _, e := range events {
+		if p.Handles(e.Type) {
+			handled = append(handled, e)
+		}
+	}
+	applied, err := r.applyEvents(ctx, tx, p, handled)
+	if err != nil {
+		return 0, eventlog.Position{}, err
+	}
+	last := events[len(events)-1].Position
+	if _, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
+		Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(applied),
+	}); err != nil {
+		return 0, eventlog.Position{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, eventlog.Position{}, err
+	}
+	return len(events), last, nil
+}
+
+// applyEvents applies events in one savepoint; if that fails it applies them one by one
+// to find the failing ones, records each in projection_failures and skips it. The same
+// events fail the same way on every replay, so read models stay reproducible.
+func (r *Runner) applyEvents(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return p.Apply(ctx, sp, events) })
+	if err == nil {
+		return len(events), nil
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	applied := 0
+	for _, e := range events {
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return p.Apply(ctx, sp, []eventlog.Event{e}) })
+		if err == nil {
+			applied++
+			continue
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if err := r.poison(ctx, tx, p, e, err); err != nil {
+			return 0, err
+		}
+	}
+	return applied, nil
+}
+
+func (r *Runner) poison(ctx context.Context, tx pgx.Tx, p Projector, e eventlog.Event, cause error) error {
+	r.logger.ErrorContext(ctx, "projector skipped an event it cannot apply",
+		slog.String("projector", p.Name()), slog.String("position", e.Position.String()),
+		slog.String("type", e.Type), slog.Any("err", cause))
+	return r.q.FailureRecord(ctx, tx, projdb.FailureRecordParams{
+		Name: p.Name(), TransactionID: e.Position.XID, Offset: e.Position.Offset,
+		EventType: e.Type, Error: cause.Error(),
+	})
+}
+
+// follow delivers new events to p through a Watermill SQL subscriber until ctx ends.
+func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) error {
+	st := r.states[p.Name()]
+	var wake <-chan struct{}
+	if r.notifier != nil {
+		ch, cancel := r.notifier.Subscribe()
+		defer cancel()
+		wake = ch
+	}
+	ackDeadline := 10 * time.Second
+	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: st.advance}, wsql.SubscriberConfig{
+		ConsumerGroup:  p.Name(),
+		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: 100},
+		OffsetsAdapter: checkpointOffsets{},
+		BackoffManager: &wakeBackoff{wake: wake, done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log},
+		AckDeadline:    &ackDeadline,
+	}, watermill.NewSlogLogger(log))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(ctx, eventlog.Topic)
+	if err != nil {
+		return err
+	}
+	for msg := range msgs {
+		if err := r.handle(msg, p); err != nil {
+			if ctx.Err() == nil {
+				log.ErrorContext(ctx, "projector failed; retrying", slog.Any("err", err))
+			}
+			msg.Nack()
+			continue
+		}
+		msg.Ack()
+	}
+	return nil
+}
+
+// handle applies one live event in the subscriber's transaction, in a savepoint, after
+// moving the checkpoint: an event whose position the checkpoint already passed was
+// applied before (delivery is at least once) and is skipped.
+func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	ctx := msg.Context()
+	wtx, ok := wsql.TxFromContext(ctx)
+	if !ok {
+		return errors.New("message without transaction")
+	}
+	htx, ok := wtx.(*hookTx)
+	if !ok {
+		return fmt.Errorf("unexpected transaction type %T", wtx)
+	}
+	e, err := eventlog.EventFromMessage(msg)
+	if err != nil {
+		return err
+	}
+	if !p.Handles(e.Type) {
+		// Watermill's ack query moves the checkpoint past it with the rest of the poll.
+		htx.applied = e.Position
+		return nil
+	}
+	// One savepoint around checkpoint and rows: if this fails, the redelivery finds the
+	// checkpoint where it was.
+	err = pgx.BeginFunc(ctx, htx.tx, func(sp pgx.Tx) error {
+		n, err := r.q.CheckpointAdvance(ctx, sp, projdb.CheckpointAdvanceParams{
+			Name: p.Name(), TransactionID: e.Position.XID, Offset: e.Position.Offset, N: 1,
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		_, err = r.applyEvents(ctx, sp, p, []eventlog.Event{e})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	htx.applied = e.Position
+	return nil
+}
+
+// WaitFor blocks until every named projector (all when none are named) has applied pos,
+// or ctx ends. It is how a request reads its own writes.
+func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...string) error {
+	if len(names) == 0 {
+		for _, p := range r.projectors {
+			names = append(names, p.Name())
+		}
+	}
+	for _, name := range names {
+		st, ok := r.states[name]
+		if !ok {
+			return fmt.Errorf("wait for unknown projector %q", name)
+		}
+		for {
+			cur, changed := st.get()
+			if !cur.Less(pos) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for %s to reach %s: %w", name, pos, ctx.Err())
+			case <-changed:
+			case <-time.After(100 * time.Millisecond):
+				// The projector may run in another process: read its checkpoint.
+				cp, err := r.q.CheckpointGet(ctx, r.pool, name)
+				if err == nil {
+					st.advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// state is what this process knows of a projector's checkpoint.
+type state struct {
+	mu      sync.Mutex
+	pos     eventlog.Position
+	changed chan struct{}
+}
+
+func newState() *state { return &state{changed: make(chan struct{})} }
+
+func (s *state) get() (eventlog.Position, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos, s.changed
+}
+
+func (s *state) advance(p eventlog.Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pos.Less(p) || p.IsZero() {
+		s.pos = p
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+func lockID(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("spelt.projector." + name))
+	return int64(h.Sum64())
+}
+
+// lockConn holds session advisory locks on one connection kept out of the pool for the
+// runner's lifetime: if the process dies, PostgreSQL releases them with the connection.
+type lockConn struct {
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+func newLockConn(ctx context.Context, pool *pgxpool.Pool) (*lockConn, error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &lockConn{conn: c.Hijack()}, nil
+}
+
+func (l *lockConn) try(ctx context.Context, id int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ok bool
+	err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok)
+	return ok, err
+}
+
+func (l *lockConn) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conn.Close(context.Background())
+}
+
+// wakeBackoff is the live subscriber's BackoffManager. When a poll finds nothing it
+// blocks until the notifier says something was appended (or IdlePoll passes) instead of
+// sleeping a fixed poll interval. After a wake-up that still finds nothing, the new
+// event is behind a transaction that is still running (readers never pass the oldest
+// running transaction), so it polls a few more times at short, growing intervals.
+type wakeBackoff struct {
+	wake   <-chan struct{}
+	done   <-chan struct{}
+	idle   time.Duration
+	retry  time.Duration
+	logger *slog.Logger
+	tries  int
+}
+
+func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	select {
+	case <-b.done:
+		return 0
+	default:
+	}
+	if err != nil {
+		b.logger.Error("projector poll failed", slog.Any("err", err))
+		return b.retry
+	}
+	if !noMsg {
+		b.tries = 0
+		return 0
+	}
+	if b.tries > 0 {
+		b.tries--
+		return time.Duration(1<<(5-b.tries)) * time.Millisecond / 2
+	}
+	t := time.NewTimer(b.idle)
+	defer t.Stop()
+	select {
+	case <-b.wake:
+		b.tries = 6
+	case <-t.C:
+	case <-b.done:
+	}
+	return 0
+}
+
+func ensureParams(p Projector) projdb.CheckpointEnsureParams {
+	return projdb.CheckpointEnsureParams{Name: p.Name(), Version: int32(p.Version())}
+}

@@ -1,0 +1,11 @@
+-- name: AccountLocalpartExists :one
+SELECT EXISTS (SELECT 1 FROM accounts WHERE localpart = @localpart);
+
+-- name: AccessTokenLookup :one
+SELECT t.user_id, t.device_id, t.expires_at, a.is_guest, a.deactivated
+FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
+WHERE t.token_hash = @token_hash;
+
+-- name: RegistrationTokenLookup :one
+SELECT token, uses_allowed, pending, completed, expiry_time, revoked
+FROM registration_tokens WHERE token = @token;

@@ -1,0 +1,26 @@
+-- name: UserGet :one
+SELECT user_id, localpart, password_hash, is_guest, is_admin, deactivated
+FROM writemodel.users WHERE user_id = @user_id;
+
+-- name: UserLocalpartTaken :one
+SELECT EXISTS (SELECT 1 FROM writemodel.users WHERE localpart = @localpart);
+
+-- name: UserInsert :exec
+INSERT INTO writemodel.users (user_id, localpart, password_hash, is_guest, is_admin)
+VALUES (@user_id, @localpart, @password_hash, @is_guest, @is_admin);
+
+-- name: DeviceInsert :exec
+INSERT INTO writemodel.devices (user_id, device_id) VALUES (@user_id, @device_id)
+ON CONFLICT DO NOTHING;
+
+-- name: DeviceDelete :exec
+DELETE FROM writemodel.devices WHERE user_id = @user_id AND device_id = @device_id;
+
+-- name: DeviceDeleteAllByUser :exec
+DELETE FROM writemodel.devices WHERE user_id = @user_id;
+
+-- name: DeviceExists :one
+SELECT EXISTS (SELECT 1 FROM writemodel.devices WHERE user_id = @user_id AND device_id = @device_id);
+
+-- name: DeviceListByUser :many
+SELECT device_id FROM writemodel.devices WHERE user_id = @user_id ORDER BY device_id;

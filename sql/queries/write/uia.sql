@@ -1,0 +1,9 @@
+-- name: UIASessionGet :one
+SELECT session, kind, completed, created_at FROM writemodel.uia_sessions WHERE session = @session;
+
+-- name: UIASessionInsert :exec
+INSERT INTO writemodel.uia_sessions (session, kind, created_at) VALUES (@session, @kind, @created_at);
+
+-- name: UIASessionCompleteStage :exec
+UPDATE writemodel.uia_sessions SET completed = array_append(completed, @stage::text)
+WHERE session = @session AND NOT (@stage::text = ANY (completed));
