@@ -101,7 +101,10 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		LoginBurst:          cfg.RateLimits.LoginBurst,
 		RegisterPerSecond:   cfg.RateLimits.RegisterPerSecond,
 		RegisterBurst:       cfg.RateLimits.RegisterBurst,
-		Version:             version,
+		Support: spelthttp.Support{
+			Page: cfg.Support.Page, AdminMatrixID: cfg.Support.AdminMatrixID, AdminEmail: cfg.Support.AdminEmail,
+		},
+		Version: version,
 	}, cmds, queries.New(e.pool), runner, e.logger)
 	return &app{
 		env:      e,

@@ -56,6 +56,7 @@ type Config struct {
 	EventLog     EventLog     `toml:"eventlog"`
 	HTTP         HTTP         `toml:"http"`
 	Auth         Auth         `toml:"auth"`
+	Support      Support      `toml:"support"`
 }
 
 // Database is the [database] section.
@@ -128,6 +129,17 @@ type Auth struct {
 	// AccessTokenLifetime is how long an access token stays valid; 0 means
 	// tokens do not expire.
 	AccessTokenLifetime Duration `toml:"access_token_lifetime"`
+}
+
+// Support is the [support] section: what GET /.well-known/matrix/support
+// publishes. With every key empty that endpoint answers 404, as the spec asks.
+type Support struct {
+	// Page is the URL of a page with support information.
+	Page string `toml:"page"`
+	// AdminMatrixID is the Matrix ID of the server's administrator.
+	AdminMatrixID string `toml:"admin_matrix_id"`
+	// AdminEmail is the e-mail address of the server's administrator.
+	AdminEmail string `toml:"admin_email"`
 }
 
 // Duration is a time.Duration written as a Go duration string such as "10s"
@@ -435,6 +447,19 @@ func (c Config) problems() []error {
 	}
 	if c.Auth.AccessTokenLifetime.Duration < 0 {
 		bad("auth.access_token_lifetime", "%q is negative", c.Auth.AccessTokenLifetime)
+	}
+	if c.Support.Page != "" {
+		if u, err := url.Parse(c.Support.Page); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("support.page", "%q is not an absolute http(s) URL", c.Support.Page)
+		}
+	}
+	if c.Support.AdminMatrixID != "" {
+		if lp, _, ok := strings.Cut(strings.TrimPrefix(c.Support.AdminMatrixID, "@"), ":"); !ok || lp == "" || !strings.HasPrefix(c.Support.AdminMatrixID, "@") {
+			bad("support.admin_matrix_id", "%q is not a Matrix user ID", c.Support.AdminMatrixID)
+		}
+	}
+	if c.Support.AdminEmail != "" && !strings.Contains(c.Support.AdminEmail, "@") {
+		bad("support.admin_email", "%q is not an e-mail address", c.Support.AdminEmail)
 	}
 	return errs
 }

@@ -622,8 +622,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 20 {
-		t.Errorf("Config has %d keys, want 20; update this test and the example file", len(seen))
+	if len(seen) != 23 {
+		t.Errorf("Config has %d keys, want 23; update this test and the example file", len(seen))
 	}
 }
 
