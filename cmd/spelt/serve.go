@@ -55,6 +55,7 @@ type app struct {
 	env      *env
 	notifier *eventlog.Notifier
 	runner   *projections.Runner
+	commands *commands.Commands
 	sealer   *eventlog.Sealer
 	http     *spelthttp.Server
 	release  func()
@@ -110,6 +111,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		env:      e,
 		notifier: notifier,
 		runner:   runner,
+		commands: cmds,
 		sealer:   eventlog.NewSealer(e.pool, eventlog.Key{ID: key.ID, Private: key.Private}, e.logger),
 		http:     srv,
 		release:  release,
