@@ -78,6 +78,11 @@ func (t *hookTx) QueryContext(ctx context.Context, q string, args ...any) (wsql.
 
 func (t *hookTx) Commit() error {
 	if err := t.tx.Commit(context.WithoutCancel(t.ctx)); err != nil {
+		if t.ctx.Err() != nil {
+			// Shutting down: the poll was cut off and its transaction rolled back, so
+			// nothing was applied; the next start delivers the same events again.
+			return nil
+		}
 		return err
 	}
 	if !t.applied.IsZero() && t.onCommit != nil {

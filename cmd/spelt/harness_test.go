@@ -28,7 +28,14 @@ import (
 	"spelt.dev/spelt/sql/migrations"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) {
+	// The test binary doubles as the spelt binary for tests that run it as a process.
+	if os.Getenv("SPELT_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	testkit.Main(m)
+}
 
 func migrate(ctx context.Context, url string) error {
 	pool, err := pgxpool.New(ctx, url)
