@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -386,3 +388,32 @@ func TestRateLimits(t *testing.T) {
 }
 
 var _ = time.Second
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, sub := range []string{"serve", "migrate", "replay", "verify", "version"} {
+		var out, errb strings.Builder
+		if code := run(context.Background(), []string{sub, "--help"}, &out, &errb); code != 0 ||
+			!strings.Contains(errb.String(), "Usage: spelt "+sub) || !strings.Contains(errb.String(), "-config") {
+			t.Errorf("%s --help: exit %d\n%s", sub, code, errb.String())
+		}
+	}
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "replay") {
+		t.Errorf("--help: %d %s", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	// A bad configuration is reported key by key, before anything starts.
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("server_name = \"Not Valid!\"\n[log]\nlevel = \"loud\"\n[listen]\nclinet = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"migrate", "--config", bad}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "server_name") || !strings.Contains(errb.String(), "log.level") ||
+		!strings.Contains(errb.String(), "listen.clinet") {
+		t.Errorf("bad config: exit %d\n%s", code, errb.String())
+	}
+}
