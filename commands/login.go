@@ -62,15 +62,7 @@ type LoggedIn struct {
 
 // Login checks the password and logs in a device (a new one unless DeviceID names one).
 func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, error) {
-	userID := req.User
-	if lp, server, ok := mxid.SplitUserID(req.User); ok {
-		if server != c.cfg.ServerName {
-			return LoggedIn{}, ErrInvalidCredentials
-		}
-		userID = mxid.UserID(strings.ToLower(lp), server)
-	} else {
-		userID = mxid.UserID(strings.ToLower(req.User), c.cfg.ServerName)
-	}
+	userID := c.resolveUser(req.User)
 	u, err := c.q.UserGet(ctx, c.pool, userID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		checkPassword(dummyHash, req.Password)
@@ -102,6 +94,19 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	}
 	return LoggedIn{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token,
 		ExpiresIn: c.cfg.AccessTokenLifetime, Position: pos}, nil
+}
+
+// resolveUser turns a login identifier (a localpart or a user ID of this server, any
+// case) into a user ID; a user ID of another server is returned as it is, and matches
+// no account here.
+func (c *Commands) resolveUser(user string) string {
+	if lp, server, ok := mxid.SplitUserID(user); ok {
+		if server != c.cfg.ServerName {
+			return user
+		}
+		return mxid.UserID(strings.ToLower(lp), server)
+	}
+	return mxid.UserID(strings.ToLower(user), c.cfg.ServerName)
 }
 
 // Logout deletes the device and every access token of it (POST /logout).

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,19 +12,6 @@ import (
 	"spelt.dev/spelt/internal/tokens"
 	"spelt.dev/spelt/sql/gen/writedb"
 )
-
-// UIA stage types (spec: client-server API, "Authentication types").
-const (
-	StageDummy             = "m.login.dummy"
-	StageRegistrationToken = "m.login.registration_token"
-)
-
-// AuthDict is the `auth` object of a user-interactive authentication request.
-type AuthDict struct {
-	Type    string
-	Session string
-	Token   string
-}
 
 // Register asks for a new account (POST /register).
 type Register struct {
@@ -83,60 +69,20 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	var out Registered
 	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		var events []eventlog.NewEvent
-		challenge := func(session string, completed []string, cause error) error {
-			return &AuthRequiredError{Session: session, Flows: [][]string{flow}, Params: map[string]any{},
-				Completed: completed, Cause: cause}
-		}
-		// Stage 0: a new session.
-		session := ""
-		var completed []string
-		if req.Auth != nil && req.Auth.Session != "" {
-			s, err := c.q.UIASessionGet(ctx, tx, req.Auth.Session)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && s.Kind != "register") {
-				return nil, ErrUnknownSession
-			}
-			if err != nil {
-				return nil, err
-			}
-			session, completed = s.Session, s.Completed
-		} else {
-			session = tokens.Random(18)
-			events = append(events, eventlog.NewEvent{
-				Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted,
-				Data: eventlog.UIASessionStarted{Session: session, Kind: "register"}, ExpectVersion: eventlog.NoStream,
+		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, auth: req.Auth},
+			func(stage string, done *eventlog.UIAStageCompleted) error {
+				if stage != StageRegistrationToken {
+					return badRequest("stage %q is not supported", stage)
+				}
+				if err := c.checkRegistrationToken(ctx, tx, req.Auth.Token); err != nil {
+					return err
+				}
+				done.Token = req.Auth.Token
+				return nil
 			})
+		if err != nil {
+			return events, err
 		}
-		if req.Auth == nil || req.Auth.Type == "" {
-			return events, challenge(session, completed, nil)
-		}
-		// The stage submitted must be the next one of the flow.
-		next := ""
-		for _, st := range flow {
-			if !slices.Contains(completed, st) {
-				next = st
-				break
-			}
-		}
-		if next == "" || req.Auth.Type != next {
-			return events, challenge(session, completed, badRequest("stage %q is not the next stage of any flow", req.Auth.Type))
-		}
-		stageDone := eventlog.UIAStageCompleted{Session: session, Stage: next}
-		switch next {
-		case StageRegistrationToken:
-			if err := c.checkRegistrationToken(ctx, tx, req.Auth.Token); err != nil {
-				return events, challenge(session, completed, err)
-			}
-			stageDone.Token = req.Auth.Token
-		}
-		events = append(events, eventlog.NewEvent{
-			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIAStageCompleted, Data: stageDone, ExpectVersion: eventlog.AnyVersion,
-		})
-		completed = append(slices.Clone(completed), next)
-		if len(completed) < len(flow) {
-			return events, challenge(session, completed, nil)
-		}
-
 		// Every stage is done: create the account.
 		lp := localpart
 		if lp == "" {

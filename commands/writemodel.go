@@ -56,7 +56,11 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		case eventlog.TypeUIASessionStarted:
 			var d eventlog.UIASessionStarted
 			if err = e.Decode(&d); err == nil {
-				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, CreatedAt: e.RecordedAt})
+				var user *string
+				if d.UserID != "" {
+					user = &d.UserID
+				}
+				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, UserID: user, CreatedAt: e.RecordedAt})
 			}
 		case eventlog.TypeUIAStageCompleted:
 			var d eventlog.UIAStageCompleted

@@ -69,6 +69,8 @@ type UIASessionStarted struct {
 	Session string `json:"session"`
 	// Kind names the operation the session authorises, e.g. "register".
 	Kind string `json:"kind"`
+	// UserID is the user the session authenticates; empty for registration.
+	UserID string `json:"user_id,omitempty"`
 }
 
 // UIAStageCompleted: a stage of a user-interactive authentication session succeeded.

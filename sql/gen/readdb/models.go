@@ -104,6 +104,7 @@ type WritemodelUiaSession struct {
 	Kind      string
 	Completed []string
 	CreatedAt time.Time
+	UserID    *string
 }
 
 type WritemodelUser struct {

@@ -26,15 +26,24 @@ func (q *Queries) UIASessionCompleteStage(ctx context.Context, db DBTX, arg UIAS
 }
 
 const uIASessionGet = `-- name: UIASessionGet :one
-SELECT session, kind, completed, created_at FROM writemodel.uia_sessions WHERE session = $1
+SELECT session, kind, user_id, completed, created_at FROM writemodel.uia_sessions WHERE session = $1
 `
 
-func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (WritemodelUiaSession, error) {
+type UIASessionGetRow struct {
+	Session   string
+	Kind      string
+	UserID    *string
+	Completed []string
+	CreatedAt time.Time
+}
+
+func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (UIASessionGetRow, error) {
 	row := db.QueryRow(ctx, uIASessionGet, session)
-	var i WritemodelUiaSession
+	var i UIASessionGetRow
 	err := row.Scan(
 		&i.Session,
 		&i.Kind,
+		&i.UserID,
 		&i.Completed,
 		&i.CreatedAt,
 	)
@@ -42,16 +51,22 @@ func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (W
 }
 
 const uIASessionInsert = `-- name: UIASessionInsert :exec
-INSERT INTO writemodel.uia_sessions (session, kind, created_at) VALUES ($1, $2, $3)
+INSERT INTO writemodel.uia_sessions (session, kind, user_id, created_at) VALUES ($1, $2, $3, $4)
 `
 
 type UIASessionInsertParams struct {
 	Session   string
 	Kind      string
+	UserID    *string
 	CreatedAt time.Time
 }
 
 func (q *Queries) UIASessionInsert(ctx context.Context, db DBTX, arg UIASessionInsertParams) error {
-	_, err := db.Exec(ctx, uIASessionInsert, arg.Session, arg.Kind, arg.CreatedAt)
+	_, err := db.Exec(ctx, uIASessionInsert,
+		arg.Session,
+		arg.Kind,
+		arg.UserID,
+		arg.CreatedAt,
+	)
 	return err
 }
