@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,8 +34,40 @@ func (Accounts) Handles(t string) bool {
 	return false
 }
 
-// Apply implements Projector.
+// Apply implements Projector. It reduces the batch to its net effect on the read model
+// (accountsDelta) and sends that in one round trip: the deletes one key each, the inserts
+// one statement per table with the rows as arrays (one or two statements per event made
+// a replay spend most of its time in single-row inserts). The result is the one that
+// applying the events one by one, in order, gives; in the one case where the reduction
+// cannot tell without the table's contents, it applies them one by one.
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	d := newAccountsDelta()
+	for _, e := range events {
+		if err := d.add(e); err != nil {
+			return fmt.Errorf("accounts: %w", err)
+		}
+	}
+	if hashes := d.tokenHashes(); d.logoutAfterLogin && len(hashes) > 0 {
+		// A login whose token hash the table already holds is ignored (ON CONFLICT DO
+		// NOTHING); if a later logout in the batch deletes the row holding it, the net
+		// effect (deletes first, then inserts) would keep the token instead. SHA-256
+		// hashes of random tokens do not repeat, so this is for exactness only.
+		var clash bool
+		if err := tx.QueryRow(ctx, accountsTokensExist, hashes).Scan(&clash); err != nil {
+			return fmt.Errorf("accounts: %w", err)
+		}
+		if clash {
+			return applyAccountsOneByOne(ctx, tx, events)
+		}
+	}
+	if err := d.send(ctx, tx); err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	return nil
+}
+
+// applyAccountsOneByOne applies events with one or two statements each, in order.
+func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	var b pgbatch.DB
 	q := projdb.New()
 	for _, e := range events {
@@ -82,6 +115,266 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) e
 	}
 	return b.Send(ctx, tx)
 }
+
+// deviceKey identifies a device.
+type deviceKey struct{ user, device string }
+
+// accountsDelta is the net effect of a batch of account events, built in log order:
+//
+//   - accounts: the first registration of each user (later ones, and those of users the
+//     table holds, do nothing);
+//   - deletes of the rows the table held before the batch: every device and token of
+//     the users who logged out everywhere, and of the devices that logged out;
+//   - the devices and tokens logged in after the last logout that concerns them, each
+//     device once, with the time of its first such login (a device the table holds
+//     keeps its own) and the last display name given (a login without one keeps the
+//     previous name, in the batch or the table),
+//     and each token hash once (the first login with it wins, as the table's
+//     ON CONFLICT DO NOTHING would have it).
+//
+// The deletes are sent before the inserts. Devices are keyed by (user, device) and
+// deleted by the same key or by user, so the batch alone tells which of its logins
+// survive; tokens are keyed by their hash, which a login may share with a row of
+// another device in the table: see Apply.
+type accountsDelta struct {
+	accounts   []accountRow
+	registered map[string]bool
+
+	wipedUsers []string
+	wiped      map[string]bool
+	loggedOut  []deviceKey
+	out        map[deviceKey]bool
+
+	devices     []*deviceRow // in order of first login; gone ones are skipped
+	device      map[deviceKey]*deviceRow
+	userDevices map[string][]*deviceRow
+
+	tokens       []*tokenRow // in login order; gone ones are skipped
+	token        map[string]*tokenRow
+	userTokens   map[string][]*tokenRow
+	deviceTokens map[deviceKey][]*tokenRow
+
+	loggedIn, logoutAfterLogin bool
+}
+
+type accountRow struct {
+	userID, localpart string
+	guest, admin      bool
+	created           time.Time
+}
+
+type deviceRow struct {
+	key     deviceKey
+	display *string
+	created time.Time
+	gone    bool
+}
+
+type tokenRow struct {
+	hash    []byte
+	key     deviceKey
+	created time.Time
+	expires *time.Time
+	gone    bool
+}
+
+func newAccountsDelta() *accountsDelta {
+	return &accountsDelta{
+		registered:   map[string]bool{},
+		wiped:        map[string]bool{},
+		out:          map[deviceKey]bool{},
+		device:       map[deviceKey]*deviceRow{},
+		userDevices:  map[string][]*deviceRow{},
+		token:        map[string]*tokenRow{},
+		userTokens:   map[string][]*tokenRow{},
+		deviceTokens: map[deviceKey][]*tokenRow{},
+	}
+}
+
+func (d *accountsDelta) add(e eventlog.Event) error {
+	switch e.Type {
+	case eventlog.TypeAccountRegistered:
+		var p eventlog.AccountRegistered
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if !d.registered[p.UserID] {
+			d.registered[p.UserID] = true
+			d.accounts = append(d.accounts, accountRow{userID: p.UserID, localpart: p.Localpart, guest: p.Guest, admin: p.Admin, created: e.RecordedAt})
+		}
+	case eventlog.TypeDeviceLoggedIn:
+		var p eventlog.DeviceLoggedIn
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		k := deviceKey{p.UserID, p.DeviceID}
+		if r := d.device[k]; r != nil {
+			if p.DisplayName != nil {
+				r.display = p.DisplayName
+			}
+		} else {
+			r := &deviceRow{key: k, display: p.DisplayName, created: e.RecordedAt}
+			d.devices = append(d.devices, r)
+			d.device[k] = r
+			d.userDevices[k.user] = append(d.userDevices[k.user], r)
+		}
+		if d.token[string(p.TokenHash)] == nil {
+			t := &tokenRow{hash: p.TokenHash, key: k, created: e.RecordedAt, expires: p.ExpiresAt}
+			d.tokens = append(d.tokens, t)
+			d.token[string(t.hash)] = t
+			d.userTokens[k.user] = append(d.userTokens[k.user], t)
+			d.deviceTokens[k] = append(d.deviceTokens[k], t)
+		}
+		d.loggedIn = true
+	case eventlog.TypeDeviceLoggedOut:
+		var p eventlog.DeviceLoggedOut
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		k := deviceKey{p.UserID, p.DeviceID}
+		if !d.out[k] {
+			d.out[k] = true
+			d.loggedOut = append(d.loggedOut, k)
+		}
+		if r := d.device[k]; r != nil {
+			r.gone = true
+			delete(d.device, k)
+		}
+		for _, t := range d.deviceTokens[k] {
+			d.dropToken(t)
+		}
+		delete(d.deviceTokens, k)
+		d.logoutAfterLogin = d.logoutAfterLogin || d.loggedIn
+	case eventlog.TypeAllDevicesLoggedOut:
+		var p eventlog.AllDevicesLoggedOut
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if !d.wiped[p.UserID] {
+			d.wiped[p.UserID] = true
+			d.wipedUsers = append(d.wipedUsers, p.UserID)
+		}
+		for _, r := range d.userDevices[p.UserID] {
+			if !r.gone {
+				r.gone = true
+				delete(d.device, r.key)
+			}
+		}
+		delete(d.userDevices, p.UserID)
+		for _, t := range d.userTokens[p.UserID] {
+			d.dropToken(t)
+		}
+		delete(d.userTokens, p.UserID)
+		d.logoutAfterLogin = d.logoutAfterLogin || d.loggedIn
+	}
+	return nil
+}
+
+func (d *accountsDelta) dropToken(t *tokenRow) {
+	if t.gone {
+		return
+	}
+	t.gone = true
+	if d.token[string(t.hash)] == t {
+		delete(d.token, string(t.hash))
+	}
+}
+
+// tokenHashes returns the hashes of the tokens the batch inserts.
+func (d *accountsDelta) tokenHashes() [][]byte {
+	var out [][]byte
+	for _, t := range d.tokens {
+		if !t.gone {
+			out = append(out, t.hash)
+		}
+	}
+	return out
+}
+
+// send writes the delta in one round trip: the deletes first, then the inserts.
+func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
+	var b pgbatch.DB
+	if n := len(d.accounts); n > 0 {
+		users, localparts := make([]string, n), make([]string, n)
+		guests, admins := make([]bool, n), make([]bool, n)
+		created := make([]time.Time, n)
+		for i, a := range d.accounts {
+			users[i], localparts[i], guests[i], admins[i], created[i] = a.userID, a.localpart, a.guest, a.admin, a.created
+		}
+		_, _ = b.Exec(ctx, accountsInsertMany, users, localparts, guests, admins, created)
+	}
+	// The deletes go one key each, through the same statements as applyAccountsOneByOne:
+	// equality on the keys' leading columns is an index scan whatever the planner knows.
+	// A join with the keys as an array is planned (and cached) as a hash join over a
+	// sequential scan while a rebuild's tables are small and without statistics, and then
+	// scans the whole table for every batch.
+	q := projdb.New()
+	for _, u := range d.wipedUsers {
+		_ = q.DeviceDeleteByUser(ctx, &b, u)
+		_ = q.AccessTokenDeleteByUser(ctx, &b, u)
+	}
+	for _, k := range d.loggedOut {
+		_ = q.DeviceDeleteOne(ctx, &b, projdb.DeviceDeleteOneParams{UserID: k.user, DeviceID: k.device})
+		_ = q.AccessTokenDeleteByDevice(ctx, &b, projdb.AccessTokenDeleteByDeviceParams{UserID: k.user, DeviceID: k.device})
+	}
+	var users, devices []string
+	var names []*string
+	var created []time.Time
+	for _, r := range d.devices {
+		if !r.gone {
+			users, devices = append(users, r.key.user), append(devices, r.key.device)
+			names, created = append(names, r.display), append(created, r.created)
+		}
+	}
+	if len(users) > 0 {
+		_, _ = b.Exec(ctx, devicesUpsertMany, users, devices, names, created)
+	}
+	var hashes [][]byte
+	var expires []*time.Time
+	users, devices, created = users[:0], devices[:0], created[:0]
+	for _, t := range d.tokens {
+		if !t.gone {
+			hashes = append(hashes, t.hash)
+			users, devices = append(users, t.key.user), append(devices, t.key.device)
+			created, expires = append(created, t.created), append(expires, t.expires)
+		}
+	}
+	if len(hashes) > 0 {
+		_, _ = b.Exec(ctx, accessTokensInsertMany, hashes, users, devices, created, expires)
+	}
+	return b.Send(ctx, tx)
+}
+
+// The statements of accountsDelta. Arrays come in as parallel columns through unnest;
+// WITH ORDINALITY and ORDER BY insert rows in log order.
+const (
+	accountsInsertMany = `INSERT INTO accounts (user_id, localpart, is_guest, is_admin, deactivated, created_at)
+SELECT user_id, localpart, is_guest, is_admin, false, created_at
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[])
+	WITH ORDINALITY AS r (user_id, localpart, is_guest, is_admin, created_at, n)
+ORDER BY n
+ON CONFLICT (user_id) DO NOTHING`
+
+	devicesUpsertMany = `INSERT INTO devices (user_id, device_id, display_name, created_at)
+SELECT user_id, device_id, display_name, created_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+	WITH ORDINALITY AS r (user_id, device_id, display_name, created_at, n)
+ORDER BY n
+ON CONFLICT (user_id, device_id) DO UPDATE SET
+	display_name = COALESCE(excluded.display_name, devices.display_name)`
+
+	accessTokensInsertMany = `INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
+SELECT token_hash, user_id, device_id, created_at, expires_at
+FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+	WITH ORDINALITY AS r (token_hash, user_id, device_id, created_at, expires_at, n)
+ORDER BY n
+ON CONFLICT (token_hash) DO NOTHING`
+
+	// One probe of the primary key per hash: the LIMIT keeps the planner from turning
+	// it into a hash join over the whole table (see send).
+	accountsTokensExist = `SELECT EXISTS (SELECT FROM unnest($1::bytea[]) AS h (token_hash),
+	LATERAL (SELECT FROM access_tokens t WHERE t.token_hash = h.token_hash LIMIT 1) AS hit)`
+)
 
 // RegistrationTokens projects registration tokens and their use counts.
 type RegistrationTokens struct{}

@@ -436,7 +436,13 @@ func (l *lockConn) try(ctx context.Context, id int64) (bool, error) {
 func (l *lockConn) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.conn.Close(context.Background())
+	// Unlock before closing: the server drops a closed session's locks only when its
+	// backend exits, after Close has returned, and a Rebuild or Run started right after
+	// this one must find them free.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+	l.conn.Close(ctx)
 }
 
 // wakeBackoff is the live subscriber's BackoffManager. When a poll finds nothing it
