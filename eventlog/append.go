@@ -88,7 +88,6 @@ func (l *Log) Append(ctx context.Context, tx pgx.Tx, meta Metadata, events ...Ne
 			Version:    h.version + 1,
 			Type:       ne.Type,
 			Payload:    payload,
-			Metadata:   meta,
 			RawMeta:    rawMeta,
 			RecordedAt: recorded,
 			PrevHash:   h.hash,

@@ -99,17 +99,27 @@ type NewEvent struct {
 
 // Event is an event as stored in the log.
 type Event struct {
-	Position   Position
-	ID         string
-	Stream     string
-	Version    int64
-	Type       string
-	Payload    json.RawMessage
-	Metadata   Metadata
+	Position Position
+	ID       string
+	Stream   string
+	Version  int64
+	Type     string
+	Payload  json.RawMessage
+	// RawMeta is the JSON of the event's Metadata, as stored; Meta decodes it.
 	RawMeta    json.RawMessage
 	RecordedAt time.Time
 	PrevHash   []byte
 	Hash       []byte
+}
+
+// Meta decodes the event's metadata. Readers that need it decode it on demand: most
+// (projectors) never do, and decoding every event's would slow replays.
+func (e Event) Meta() (Metadata, error) {
+	var m Metadata
+	if err := json.Unmarshal(e.RawMeta, &m); err != nil {
+		return Metadata{}, fmt.Errorf("metadata of %s: %w", e.Position, err)
+	}
+	return m, nil
 }
 
 // Decode unmarshals the payload into v.

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +66,7 @@ func Head(ctx context.Context, q Querier) (Position, error) {
 	err := q.QueryRow(ctx, `SELECT transaction_id, "offset" FROM eventlog.events
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY transaction_id DESC, "offset" DESC LIMIT 1`).Scan(&p.XID, &p.Offset)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return Position{}, nil
 	}
 	if err != nil {
@@ -93,4 +94,29 @@ func Count(ctx context.Context, q Querier, after Position, until Bound) (int64, 
 		return 0, fmt.Errorf("count log: %w", err)
 	}
 	return n, nil
+}
+
+// Last returns the position of the last committed event up to until, whether or not
+// readers can see it yet (a transaction still running may hold it back); the zero
+// Position when there is none. A rebuild reads until it has passed it.
+func Last(ctx context.Context, q Querier, until Bound) (Position, error) {
+	var untilXID, untilOff, untilTime any
+	if until.Position != nil {
+		untilXID, untilOff = until.Position.XID, until.Position.Offset
+	}
+	if until.Time != nil {
+		untilTime = *until.Time
+	}
+	var p Position
+	err := q.QueryRow(ctx, `SELECT transaction_id, "offset" FROM eventlog.events
+		WHERE ($1::xid8 IS NULL OR (transaction_id, "offset") <= ($1::xid8, $2::bigint))
+		  AND ($3::timestamptz IS NULL OR recorded_at <= $3::timestamptz)
+		ORDER BY transaction_id DESC, "offset" DESC LIMIT 1`, untilXID, untilOff, untilTime).Scan(&p.XID, &p.Offset)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{}, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("last position: %w", err)
+	}
+	return p, nil
 }

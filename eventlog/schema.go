@@ -185,9 +185,6 @@ func EventFromMessage(msg *message.Message) (Event, error) {
 	if e.Position.Offset, err = strconv.ParseInt(md.Get(mdOffset), 10, 64); err != nil {
 		errs = append(errs, err)
 	}
-	if err := json.Unmarshal(e.RawMeta, &e.Metadata); err != nil {
-		errs = append(errs, err)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return Event{}, fmt.Errorf("message %s is not an event: %w", msg.UUID, err)
 	}
@@ -209,8 +206,5 @@ func scanEvent(row scanner) (Event, error) {
 	e.Payload = json.RawMessage(payload)
 	e.RawMeta = json.RawMessage(meta)
 	e.RecordedAt = e.RecordedAt.UTC()
-	if err := json.Unmarshal(e.RawMeta, &e.Metadata); err != nil {
-		return Event{}, fmt.Errorf("event %s metadata: %w", e.Position, err)
-	}
 	return e, nil
 }

@@ -48,7 +48,11 @@ func (r *Runner) Rebuild(ctx context.Context, db *pgxpool.Pool, opts RebuildOpti
 		if progress != nil {
 			prog = func(n int) { progress(p.Name(), n) }
 		}
-		if _, err := r.catchUp(ctx, db, p, until, prog); err != nil {
+		target, err := eventlog.Last(ctx, db, until)
+		if err != nil {
+			return err
+		}
+		if _, err := r.catchUp(ctx, db, p, until, target, true, prog); err != nil {
 			return fmt.Errorf("rebuild %s: %w", p.Name(), err)
 		}
 	}

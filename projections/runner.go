@@ -111,7 +111,7 @@ func (r *Runner) runOne(ctx context.Context, locks *lockConn, p Projector) error
 		return err
 	}
 	start := time.Now()
-	n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, nil)
+	n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, eventlog.Position{}, false, nil)
 	if err != nil {
 		return err
 	}
@@ -161,39 +161,89 @@ func reset(ctx context.Context, tx pgx.Tx, p Projector) error {
 	return nil
 }
 
-// catchUp applies batches of events until the log (up to until) is exhausted, and
-// returns how many events it read. progress, if not nil, gets each batch's size.
-func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound, progress func(int)) (int64, error) {
+// catchUp applies batches of events until it has passed target, or, when target is the
+// zero Position, until a read finds nothing (live delivery goes on from there). It
+// returns how many events it read. A reader goroutine reads the next batch on its own
+// connection while the current one is applied, so that decoding and applying overlap.
+// async commits each batch without waiting for the WAL flush: safe for rebuilds,
+// because a batch lost in a crash is lost with its checkpoint and applied again.
+// progress, if not nil, gets each batch's size.
+func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound,
+	target eventlog.Position, async bool, progress func(int)) (int64, error) {
+	cp, err := r.q.CheckpointGet(ctx, db, p.Name())
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	start := eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}
+	if !target.IsZero() && !start.Less(target) {
+		return 0, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []eventlog.Event, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		after := start
+		for {
+			events, err := eventlog.Read(ctx, db, after, r.BatchSize, until)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if len(events) == 0 {
+				if target.IsZero() || !after.Less(target) {
+					return
+				}
+				// The rest is behind a transaction still running somewhere: readers
+				// never pass the oldest one. Look again shortly.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				continue
+			}
+			select {
+			case batches <- events:
+			case <-ctx.Done():
+				return
+			}
+			after = events[len(events)-1].Position
+		}
+	}()
 	var total int64
-	for {
-		n, last, err := r.applyBatch(ctx, db, p, until)
-		if err != nil {
+	for events := range batches {
+		if err := r.applyBatch(ctx, db, p, events, async); err != nil {
 			return total, err
 		}
-		if n == 0 {
-			return total, nil
-		}
-		total += int64(n)
+		last := events[len(events)-1].Position
+		total += int64(len(events))
 		r.states[p.Name()].advance(last)
 		if progress != nil {
-			progress(n)
+			progress(len(events))
 		}
 	}
+	select {
+	case err := <-readErr:
+		return total, err
+	default:
+	}
+	return total, ctx.Err()
 }
 
-func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound) (int, eventlog.Position, error) {
+// applyBatch applies events (read after the projector's checkpoint) and moves the
+// checkpoint past them, in one transaction.
+func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, events []eventlog.Event, async bool) error {
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
-		return 0, eventlog.Position{}, err
+		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	cp, err := r.q.CheckpointGet(ctx, tx, p.Name())
-	if err != nil {
-		return 0, eventlog.Position{}, fmt.Errorf("checkpoint: %w", err)
-	}
-	events, err := eventlog.Read(ctx, tx, eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}, r.BatchSize, until)
-	if err != nil || len(events) == 0 {
-		return 0, eventlog.Position{}, err
+	if async {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
 	}
 	handled := events[:0:0]
 	for _, e := range events {
@@ -203,18 +253,19 @@ func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, 
 	}
 	applied, err := r.applyEvents(ctx, tx, p, handled)
 	if err != nil {
-		return 0, eventlog.Position{}, err
+		return err
 	}
 	last := events[len(events)-1].Position
-	if _, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
+	n, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
 		Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(applied),
-	}); err != nil {
-		return 0, eventlog.Position{}, fmt.Errorf("checkpoint: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, eventlog.Position{}, err
+	if n == 0 {
+		return fmt.Errorf("checkpoint of %s moved past %s meanwhile", p.Name(), last)
 	}
-	return len(events), last, nil
+	return tx.Commit(ctx)
 }
 
 // applyEvents applies events in one savepoint; if that fails it applies them one by one
@@ -449,7 +500,12 @@ func (l *lockConn) close() {
 // blocks until the notifier says something was appended (or IdlePoll passes) instead of
 // sleeping a fixed poll interval. After a wake-up that still finds nothing, the new
 // event is behind a transaction that is still running (readers never pass the oldest
-// running transaction), so it polls a few more times at short, growing intervals.
+// running transaction, in any database of the cluster), so it polls a few more times at
+// short, growing intervals.
+// wakeRetries is how many times a subscriber polls again after a wake-up that found
+// nothing.
+const wakeRetries = 9
+
 type wakeBackoff struct {
 	wake   <-chan struct{}
 	done   <-chan struct{}
@@ -474,14 +530,15 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 		return 0
 	}
 	if b.tries > 0 {
+		// 0.5, 1, 2 ... 128 ms: about a quarter of a second in all, then idle.
 		b.tries--
-		return time.Duration(1<<(5-b.tries)) * time.Millisecond / 2
+		return 500 * time.Microsecond << (wakeRetries - 1 - b.tries)
 	}
 	t := time.NewTimer(b.idle)
 	defer t.Stop()
 	select {
 	case <-b.wake:
-		b.tries = 6
+		b.tries = wakeRetries
 	case <-t.C:
 	case <-b.done:
 	}
