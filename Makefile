@@ -30,6 +30,6 @@ sqlc:
 
 ## bench: print the event-log and projection figures (see README)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./eventlog/ ./projections/
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./eventlog/ ./projections/
 
 ci: check test
