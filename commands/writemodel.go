@@ -102,14 +102,25 @@ func RebuildWriteModel(ctx context.Context, pool *pgxpool.Pool, progress func(n 
 				return fmt.Errorf("rebuild write model: %w", err)
 			}
 		}
+		// Read up to the last event committed now; a read can come back short while a
+		// transaction still running anywhere in the cluster holds the readers back.
+		target, err := eventlog.Last(ctx, tx, eventlog.Bound{})
+		if err != nil {
+			return err
+		}
 		var after eventlog.Position
-		for {
+		for after.Less(target) {
 			events, err := eventlog.Read(ctx, tx, after, 5000, eventlog.Bound{})
 			if err != nil {
 				return err
 			}
 			if len(events) == 0 {
-				return nil
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Millisecond):
+				}
+				continue
 			}
 			if err := applyWriteModel(ctx, tx, events); err != nil {
 				return err
@@ -119,6 +130,7 @@ func RebuildWriteModel(ctx context.Context, pool *pgxpool.Pool, progress func(n 
 				progress(len(events))
 			}
 		}
+		return nil
 	})
 }
 
@@ -160,5 +172,3 @@ func TryExclusiveWriterLock(ctx context.Context, pool *pgxpool.Pool) (release fu
 	}
 	return func() { conn.Close(context.Background()) }, nil
 }
-
-var _ = time.Second
