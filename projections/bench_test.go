@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -290,6 +291,10 @@ func BenchmarkReplay(b *testing.B) {
 
 	b.ResetTimer()
 	runner := projections.NewRunner(pool, nil, logger, projections.Accounts{})
+	// SPELT_BENCH_BATCH overrides the batch size, to compare sizes.
+	if n, err := strconv.Atoi(os.Getenv("SPELT_BENCH_BATCH")); err == nil {
+		runner.BatchSize = n
+	}
 	replayStart := time.Now()
 	if err := runner.Rebuild(ctx, pool, projections.RebuildOptions{Projectors: []string{"accounts"}}); err != nil {
 		b.Fatal(err)
