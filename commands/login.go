@@ -112,10 +112,7 @@ func (c *Commands) resolveUser(user string) string {
 // Logout deletes the device and every access token of it (POST /logout).
 func (c *Commands) Logout(ctx context.Context, meta Meta, userID, deviceID string) (eventlog.Position, error) {
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		return []eventlog.NewEvent{{
-			Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceLoggedOut, ExpectVersion: eventlog.AnyVersion,
-			Data: eventlog.DeviceLoggedOut{UserID: userID, DeviceID: deviceID},
-		}}, nil
+		return []eventlog.NewEvent{logoutEvent(userID, deviceID)}, nil
 	})
 }
 

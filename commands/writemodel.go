@@ -53,6 +53,19 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err = e.Decode(&d); err == nil {
 				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
 			}
+		case eventlog.TypePasswordChanged:
+			var d eventlog.PasswordChanged
+			if err = e.Decode(&d); err == nil {
+				err = q.UserSetPassword(ctx, &b, writedb.UserSetPasswordParams{UserID: d.UserID, PasswordHash: &d.PasswordHash})
+			}
+		case eventlog.TypeAccountDeactivated:
+			var d eventlog.AccountDeactivated
+			if err = e.Decode(&d); err == nil {
+				err = q.UserDeactivate(ctx, &b, d.UserID)
+			}
+			if err == nil {
+				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+			}
 		case eventlog.TypeUIASessionStarted:
 			var d eventlog.UIASessionStarted
 			if err = e.Decode(&d); err == nil {

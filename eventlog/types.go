@@ -9,6 +9,10 @@ const (
 	TypeDeviceLoggedIn           = "account.device_logged_in.v1"
 	TypeDeviceLoggedOut          = "account.device_logged_out.v1"
 	TypeAllDevicesLoggedOut      = "account.all_devices_logged_out.v1"
+	TypePasswordChanged          = "account.password_changed.v1"
+	TypeAccountDeactivated       = "account.deactivated.v1"
+	TypeDeviceRenamed            = "account.device_renamed.v1"
+	TypeDevicesSeen              = "account.devices_seen.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
 	TypeUIAStageCompleted        = "uia.stage_completed.v1"
 	TypeRegistrationTokenCreated = "registration_token.created.v1"
@@ -19,6 +23,7 @@ const (
 // Types lists every event type Spelt writes.
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
+	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked,
 }
@@ -63,6 +68,44 @@ type DeviceLoggedOut struct {
 type AllDevicesLoggedOut struct {
 	UserID string `json:"user_id"`
 }
+
+// PasswordChanged: the user's password was replaced.
+type PasswordChanged struct {
+	UserID       string `json:"user_id"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// AccountDeactivated: the account can no longer log in; its devices and tokens are gone.
+type AccountDeactivated struct {
+	UserID string `json:"user_id"`
+	// Erase asks that the user's content be made unavailable as far as possible.
+	Erase bool `json:"erase,omitempty"`
+}
+
+// DeviceRenamed: a device's display name changed.
+type DeviceRenamed struct {
+	UserID      string `json:"user_id"`
+	DeviceID    string `json:"device_id"`
+	DisplayName string `json:"display_name"`
+}
+
+// DevicesSeen records, in one event, when and from where devices were last used. The
+// HTTP layer collects sightings in memory and flushes them periodically, so that
+// requests do not each write to the log.
+type DevicesSeen struct {
+	Seen []DeviceSeen `json:"seen"`
+}
+
+// DeviceSeen is one device's latest sighting.
+type DeviceSeen struct {
+	UserID   string    `json:"user_id"`
+	DeviceID string    `json:"device_id"`
+	IP       string    `json:"ip"`
+	At       time.Time `json:"at"`
+}
+
+// DevicesSeenStream is the stream of device sightings.
+const DevicesSeenStream = "devices_seen"
 
 // UIASessionStarted: a user-interactive authentication session began.
 type UIASessionStarted struct {

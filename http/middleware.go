@@ -146,8 +146,8 @@ type Authenticator interface {
 }
 
 // requireAuth authenticates the request's access token (Authorization: Bearer, or the
-// deprecated access_token query parameter).
-func requireAuth(auth Authenticator) echo.MiddlewareFunc {
+// deprecated access_token query parameter), and notes the device as seen.
+func requireAuth(auth Authenticator, seen *seenTracker) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token := ""
@@ -172,6 +172,9 @@ func requireAuth(auth Authenticator) echo.MiddlewareFunc {
 				return err
 			}
 			c.Set(identityKey, id)
+			if seen != nil {
+				seen.see(id, c.RealIP(), time.Now())
+			}
 			return next(c)
 		}
 	}

@@ -13,10 +13,33 @@ import (
 	"spelt.dev/spelt/queries"
 )
 
+// authDict is the `auth` object of user-interactive authentication.
 type authDict struct {
-	Type    string `json:"type"`
-	Session string `json:"session"`
-	Token   string `json:"token"`
+	Type       string `json:"type"`
+	Session    string `json:"session"`
+	Token      string `json:"token"`
+	Password   string `json:"password"`
+	Identifier *struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	// User is the deprecated form of an m.id.user identifier.
+	User string `json:"user"`
+}
+
+// command returns a as the commands package takes it; nil stays nil.
+func (a *authDict) command() (*commands.AuthDict, error) {
+	if a == nil {
+		return nil, nil
+	}
+	d := &commands.AuthDict{Type: a.Type, Session: a.Session, Token: a.Token, Password: a.Password, User: a.User}
+	if a.Identifier != nil {
+		if a.Identifier.Type != "m.id.user" {
+			return nil, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", a.Identifier.Type)
+		}
+		d.User = a.Identifier.User
+	}
+	return d, nil
 }
 
 type registerRequest struct {
@@ -46,9 +69,11 @@ func (s *Server) postRegister(c echo.Context) error {
 		Guest: kind == "guest", Username: req.Username, Password: req.Password,
 		DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName, InhibitLogin: req.InhibitLogin,
 	}
-	if req.Auth != nil {
-		cmd.Auth = &commands.AuthDict{Type: req.Auth.Type, Session: req.Auth.Session, Token: req.Auth.Token}
+	auth, err := req.Auth.command()
+	if err != nil {
+		return err
 	}
+	cmd.Auth = auth
 	res, err := s.cmd.Register(c.Request().Context(), meta(c, eventlog.OriginClient), cmd)
 	if err != nil {
 		return err

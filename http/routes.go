@@ -4,7 +4,7 @@ package http
 // known paths with another method 405 M_UNRECOGNIZED (errors.go).
 func (s *Server) routes() {
 	e := s.echo
-	auth := requireAuth(s.q)
+	auth := requireAuth(s.q, s.seen)
 
 	// Discovery (spec: client-server API, "Server Discovery" and "API Standards").
 	e.GET("/.well-known/matrix/client", s.wellKnownClient)
@@ -21,6 +21,16 @@ func (s *Server) routes() {
 	c.GET("/account/whoami", s.whoami, auth)
 	c.POST("/logout", s.logout, auth)
 	c.POST("/logout/all", s.logoutAll, auth)
+	c.POST("/account/password", s.changePassword, auth)
+	c.POST("/account/deactivate", s.deactivate, auth)
+	c.GET("/capabilities", s.capabilities, auth)
+
+	// Devices (spec: client-server API, "Device management").
+	c.GET("/devices", s.listDevices, auth)
+	c.GET("/devices/:deviceId", s.getDevice, auth)
+	c.PUT("/devices/:deviceId", s.putDevice, auth)
+	c.DELETE("/devices/:deviceId", s.deleteDevice, auth)
+	c.POST("/delete_devices", s.deleteDevices, auth)
 
 	// Synapse-compatible shared-secret registration, for operators and test suites.
 	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)

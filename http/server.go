@@ -30,6 +30,8 @@ type Config struct {
 	RegisterBurst       int
 	Support             Support
 	Version             string
+	// SeenFlushInterval is how often device sightings are recorded; a minute when zero.
+	SeenFlushInterval time.Duration
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -46,6 +48,11 @@ type Commands interface {
 	Login(ctx context.Context, meta commands.Meta, req commands.Login) (commands.LoggedIn, error)
 	Logout(ctx context.Context, meta commands.Meta, userID, deviceID string) (eventlog.Position, error)
 	LogoutAll(ctx context.Context, meta commands.Meta, userID string) (eventlog.Position, error)
+	ChangePassword(ctx context.Context, meta commands.Meta, req commands.ChangePassword) (eventlog.Position, error)
+	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, auth *commands.AuthDict) (eventlog.Position, error)
+	DeleteDevices(ctx context.Context, meta commands.Meta, userID string, deviceIDs []string, auth *commands.AuthDict) (eventlog.Position, error)
+	RenameDevice(ctx context.Context, meta commands.Meta, userID, deviceID, name string) (eventlog.Position, error)
+	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -53,6 +60,8 @@ type Queries interface {
 	Authenticator
 	LocalpartTaken(ctx context.Context, localpart string) (bool, error)
 	RegistrationTokenLookup(ctx context.Context, token string) (queries.RegistrationToken, error)
+	Devices(ctx context.Context, userID string) ([]queries.Device, error)
+	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).
@@ -71,6 +80,7 @@ type Server struct {
 	nonces   *nonceStore
 	login    *limiter
 	register *limiter
+	seen     *seenTracker
 }
 
 // New builds the server and its routes.
@@ -84,6 +94,7 @@ func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) 
 		nonces:   newNonceStore(),
 		login:    newLimiter(cfg.RateLimits, cfg.LoginPerSecond, cfg.LoginBurst),
 		register: newLimiter(cfg.RateLimits, cfg.RegisterPerSecond, cfg.RegisterBurst),
+		seen:     newSeenTracker(),
 	}
 	e.Pre(requestIDs, accessLog(logger), cors)
 	e.Use(recoverer(logger), bodyLimit(cfg.MaxBodyBytes))
@@ -105,6 +116,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	seenDone := make(chan struct{})
+	go func() {
+		defer close(seenDone)
+		s.flushSeen(ctx)
+	}()
+	defer func() { <-seenDone }()
 	select {
 	case err := <-errc:
 		return err

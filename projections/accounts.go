@@ -19,13 +19,25 @@ type Accounts struct{}
 func (Accounts) Name() string { return "accounts" }
 
 // Version implements Projector.
-func (Accounts) Version() int { return 1 }
+func (Accounts) Version() int { return 2 }
 
 // Tables implements Projector.
 func (Accounts) Tables() []string { return []string{"accounts", "devices", "access_tokens"} }
 
 // Handles implements Projector.
 func (Accounts) Handles(t string) bool {
+	switch t {
+	case eventlog.TypeAccountRegistered, eventlog.TypeDeviceLoggedIn,
+		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut,
+		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen:
+		return true
+	}
+	return false
+}
+
+// reducible reports whether accountsDelta can fold events of type t: the kinds replays
+// are made of. The others are applied one by one, in order, between the folded runs.
+func reducible(t string) bool {
 	switch t {
 	case eventlog.TypeAccountRegistered, eventlog.TypeDeviceLoggedIn,
 		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut:
@@ -39,8 +51,30 @@ func (Accounts) Handles(t string) bool {
 // one statement per table with the rows as arrays (one or two statements per event made
 // a replay spend most of its time in single-row inserts). The result is the one that
 // applying the events one by one, in order, gives; in the one case where the reduction
-// cannot tell without the table's contents, it applies them one by one.
+// cannot tell without the table's contents, it applies them one by one. Events of the
+// kinds it does not fold split the batch into runs.
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	run := 0
+	for i, e := range events {
+		if reducible(e.Type) {
+			continue
+		}
+		if err := applyAccountsRun(ctx, tx, events[run:i]); err != nil {
+			return err
+		}
+		if err := applyAccountsOneByOne(ctx, tx, events[i:i+1]); err != nil {
+			return err
+		}
+		run = i + 1
+	}
+	return applyAccountsRun(ctx, tx, events[run:])
+}
+
+// applyAccountsRun applies events of the reducible kinds through their net effect.
+func applyAccountsRun(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	d := newAccountsDelta()
 	for _, e := range events {
 		if err := d.add(e); err != nil {
@@ -107,6 +141,33 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 			}
 			if err == nil {
 				err = q.AccessTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeAccountDeactivated:
+			var d eventlog.AccountDeactivated
+			if err = e.Decode(&d); err == nil {
+				err = q.AccountDeactivate(ctx, &b, d.UserID)
+			}
+			if err == nil {
+				err = q.DeviceDeleteByUser(ctx, &b, d.UserID)
+			}
+			if err == nil {
+				err = q.AccessTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeDeviceRenamed:
+			var d eventlog.DeviceRenamed
+			if err = e.Decode(&d); err == nil {
+				name := d.DisplayName
+				err = q.DeviceRename(ctx, &b, projdb.DeviceRenameParams{UserID: d.UserID, DeviceID: d.DeviceID, DisplayName: &name})
+			}
+		case eventlog.TypeDevicesSeen:
+			var d eventlog.DevicesSeen
+			if err = e.Decode(&d); err == nil {
+				for _, s := range d.Seen {
+					ip, ts := s.IP, s.At
+					if err = q.DeviceSeen(ctx, &b, projdb.DeviceSeenParams{UserID: s.UserID, DeviceID: s.DeviceID, Ip: &ip, Ts: &ts}); err != nil {
+						break
+					}
+				}
 			}
 		}
 		if err != nil {

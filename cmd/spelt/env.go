@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	spelthttp "spelt.dev/spelt/http"
 	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/pgembed"
 	"spelt.dev/spelt/sql/migrations"
@@ -22,6 +23,8 @@ type env struct {
 	pool    *pgxpool.Pool
 	dbURL   string
 	cluster *pgembed.Cluster
+	// tweakHTTP, if set, adjusts the HTTP configuration (tests).
+	tweakHTTP func(*spelthttp.Config)
 }
 
 func loadConfig(path string) (config.Config, error) {

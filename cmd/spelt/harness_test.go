@@ -23,6 +23,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	spelthttp "spelt.dev/spelt/http"
 	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/testkit"
 	"spelt.dev/spelt/sql/migrations"
@@ -100,7 +101,10 @@ type testServer struct {
 
 // start runs the server in-process, as `spelt serve` would, until stop or the end of
 // the test.
-func (te *testEnv) start() *testServer {
+func (te *testEnv) start() *testServer { return te.startWith(nil) }
+
+// startWith is start with an adjusted HTTP configuration.
+func (te *testEnv) startWith(tweak func(*spelthttp.Config)) *testServer {
 	t := te.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +114,7 @@ func (te *testEnv) start() *testServer {
 		cancel()
 		t.Fatal(err)
 	}
-	e := &env{cfg: te.cfg, logger: logger, pool: pool, dbURL: te.dbURL}
+	e := &env{cfg: te.cfg, logger: logger, pool: pool, dbURL: te.dbURL, tweakHTTP: tweak}
 	a, err := newApp(ctx, e)
 	if err != nil {
 		cancel()

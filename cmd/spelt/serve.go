@@ -90,7 +90,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		RegistrationRequires: cfg.Registration.RequireToken,
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
 	}, e.logger)
-	srv := spelthttp.New(spelthttp.Config{
+	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
 		RegistrationEnabled: cfg.Registration.Enabled,
@@ -106,7 +106,11 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 			Page: cfg.Support.Page, AdminMatrixID: cfg.Support.AdminMatrixID, AdminEmail: cfg.Support.AdminEmail,
 		},
 		Version: version,
-	}, cmds, queries.New(e.pool), runner, e.logger)
+	}
+	if e.tweakHTTP != nil {
+		e.tweakHTTP(&httpCfg)
+	}
+	srv := spelthttp.New(httpCfg, cmds, queries.New(e.pool), runner, e.logger)
 	return &app{
 		env:      e,
 		notifier: notifier,

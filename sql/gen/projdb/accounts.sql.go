@@ -58,6 +58,15 @@ func (q *Queries) AccessTokenInsert(ctx context.Context, db DBTX, arg AccessToke
 	return err
 }
 
+const accountDeactivate = `-- name: AccountDeactivate :exec
+UPDATE accounts SET deactivated = true WHERE user_id = $1
+`
+
+func (q *Queries) AccountDeactivate(ctx context.Context, db DBTX, userID string) error {
+	_, err := db.Exec(ctx, accountDeactivate, userID)
+	return err
+}
+
 const accountInsert = `-- name: AccountInsert :exec
 INSERT INTO accounts (user_id, localpart, is_guest, is_admin, deactivated, created_at)
 VALUES ($1, $2, $3, $4, false, $5)
@@ -103,6 +112,43 @@ type DeviceDeleteOneParams struct {
 
 func (q *Queries) DeviceDeleteOne(ctx context.Context, db DBTX, arg DeviceDeleteOneParams) error {
 	_, err := db.Exec(ctx, deviceDeleteOne, arg.UserID, arg.DeviceID)
+	return err
+}
+
+const deviceRename = `-- name: DeviceRename :exec
+UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3
+`
+
+type DeviceRenameParams struct {
+	DisplayName *string
+	UserID      string
+	DeviceID    string
+}
+
+func (q *Queries) DeviceRename(ctx context.Context, db DBTX, arg DeviceRenameParams) error {
+	_, err := db.Exec(ctx, deviceRename, arg.DisplayName, arg.UserID, arg.DeviceID)
+	return err
+}
+
+const deviceSeen = `-- name: DeviceSeen :exec
+UPDATE devices SET last_seen_ip = $1, last_seen_ts = $2
+WHERE user_id = $3 AND device_id = $4 AND (last_seen_ts IS NULL OR last_seen_ts <= $2)
+`
+
+type DeviceSeenParams struct {
+	Ip       *string
+	Ts       *time.Time
+	UserID   string
+	DeviceID string
+}
+
+func (q *Queries) DeviceSeen(ctx context.Context, db DBTX, arg DeviceSeenParams) error {
+	_, err := db.Exec(ctx, deviceSeen,
+		arg.Ip,
+		arg.Ts,
+		arg.UserID,
+		arg.DeviceID,
+	)
 	return err
 }
 

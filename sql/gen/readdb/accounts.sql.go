@@ -48,6 +48,72 @@ func (q *Queries) AccountLocalpartExists(ctx context.Context, db DBTX, localpart
 	return exists, err
 }
 
+const deviceGet = `-- name: DeviceGet :one
+SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices
+WHERE user_id = $1 AND device_id = $2
+`
+
+type DeviceGetParams struct {
+	UserID   string
+	DeviceID string
+}
+
+type DeviceGetRow struct {
+	DeviceID    string
+	DisplayName *string
+	LastSeenIp  *string
+	LastSeenTs  *time.Time
+}
+
+func (q *Queries) DeviceGet(ctx context.Context, db DBTX, arg DeviceGetParams) (DeviceGetRow, error) {
+	row := db.QueryRow(ctx, deviceGet, arg.UserID, arg.DeviceID)
+	var i DeviceGetRow
+	err := row.Scan(
+		&i.DeviceID,
+		&i.DisplayName,
+		&i.LastSeenIp,
+		&i.LastSeenTs,
+	)
+	return i, err
+}
+
+const deviceListByUser = `-- name: DeviceListByUser :many
+SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices
+WHERE user_id = $1 ORDER BY device_id
+`
+
+type DeviceListByUserRow struct {
+	DeviceID    string
+	DisplayName *string
+	LastSeenIp  *string
+	LastSeenTs  *time.Time
+}
+
+func (q *Queries) DeviceListByUser(ctx context.Context, db DBTX, userID string) ([]DeviceListByUserRow, error) {
+	rows, err := db.Query(ctx, deviceListByUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DeviceListByUserRow{}
+	for rows.Next() {
+		var i DeviceListByUserRow
+		if err := rows.Scan(
+			&i.DeviceID,
+			&i.DisplayName,
+			&i.LastSeenIp,
+			&i.LastSeenTs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const registrationTokenLookup = `-- name: RegistrationTokenLookup :one
 SELECT token, uses_allowed, pending, completed, expiry_time, revoked
 FROM registration_tokens WHERE token = $1

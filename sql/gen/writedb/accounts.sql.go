@@ -87,6 +87,15 @@ func (q *Queries) DeviceListByUser(ctx context.Context, db DBTX, userID string) 
 	return items, nil
 }
 
+const userDeactivate = `-- name: UserDeactivate :exec
+UPDATE writemodel.users SET deactivated = true WHERE user_id = $1
+`
+
+func (q *Queries) UserDeactivate(ctx context.Context, db DBTX, userID string) error {
+	_, err := db.Exec(ctx, userDeactivate, userID)
+	return err
+}
+
 const userGet = `-- name: UserGet :one
 SELECT user_id, localpart, password_hash, is_guest, is_admin, deactivated
 FROM writemodel.users WHERE user_id = $1
@@ -139,4 +148,18 @@ func (q *Queries) UserLocalpartTaken(ctx context.Context, db DBTX, localpart str
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const userSetPassword = `-- name: UserSetPassword :exec
+UPDATE writemodel.users SET password_hash = $1 WHERE user_id = $2
+`
+
+type UserSetPasswordParams struct {
+	PasswordHash *string
+	UserID       string
+}
+
+func (q *Queries) UserSetPassword(ctx context.Context, db DBTX, arg UserSetPasswordParams) error {
+	_, err := db.Exec(ctx, userSetPassword, arg.PasswordHash, arg.UserID)
+	return err
 }

@@ -32,6 +32,8 @@ type Device struct {
 	DeviceID    string
 	DisplayName *string
 	CreatedAt   time.Time
+	LastSeenIp  *string
+	LastSeenTs  *time.Time
 }
 
 type EventlogEvent struct {

@@ -25,3 +25,13 @@ DELETE FROM devices WHERE user_id = @user_id;
 
 -- name: AccessTokenDeleteByUser :exec
 DELETE FROM access_tokens WHERE user_id = @user_id;
+
+-- name: DeviceRename :exec
+UPDATE devices SET display_name = @display_name WHERE user_id = @user_id AND device_id = @device_id;
+
+-- name: DeviceSeen :exec
+UPDATE devices SET last_seen_ip = @ip, last_seen_ts = @ts
+WHERE user_id = @user_id AND device_id = @device_id AND (last_seen_ts IS NULL OR last_seen_ts <= @ts);
+
+-- name: AccountDeactivate :exec
+UPDATE accounts SET deactivated = true WHERE user_id = @user_id;

@@ -9,3 +9,11 @@ WHERE t.token_hash = @token_hash;
 -- name: RegistrationTokenLookup :one
 SELECT token, uses_allowed, pending, completed, expiry_time, revoked
 FROM registration_tokens WHERE token = @token;
+
+-- name: DeviceListByUser :many
+SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices
+WHERE user_id = @user_id ORDER BY device_id;
+
+-- name: DeviceGet :one
+SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices
+WHERE user_id = @user_id AND device_id = @device_id;

@@ -24,3 +24,9 @@ SELECT EXISTS (SELECT 1 FROM writemodel.devices WHERE user_id = @user_id AND dev
 
 -- name: DeviceListByUser :many
 SELECT device_id FROM writemodel.devices WHERE user_id = @user_id ORDER BY device_id;
+
+-- name: UserSetPassword :exec
+UPDATE writemodel.users SET password_hash = @password_hash WHERE user_id = @user_id;
+
+-- name: UserDeactivate :exec
+UPDATE writemodel.users SET deactivated = true WHERE user_id = @user_id;

@@ -1,0 +1,155 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// passwordFlows are the flows that re-authenticate a logged-in user.
+var passwordFlows = [][]string{{StagePassword}}
+
+// ChangePassword replaces a user's password (POST /account/password).
+type ChangePassword struct {
+	UserID      string
+	DeviceID    string // the device making the request: it stays logged in
+	NewPassword string
+	// LogoutDevices logs out every other device of the user.
+	LogoutDevices bool
+	Auth          *AuthDict
+}
+
+// ChangePassword re-authenticates the user with their current password
+// (user-interactive authentication), then stores the new password's hash.
+func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePassword) (eventlog.Position, error) {
+	if req.NewPassword == "" {
+		return eventlog.Position{}, badRequest("new_password must not be empty")
+	}
+	if len(req.NewPassword) > maxPasswordLength {
+		return eventlog.Position{}, badRequest("password too long")
+	}
+	ok := c.checkUIAPassword(ctx, req.UserID, req.Auth)
+	var hash string
+	if ok {
+		hash = hashPassword(req.NewPassword)
+	}
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "password", userID: req.UserID, flows: passwordFlows,
+			auth: req.Auth, passwordOK: ok}, noOtherStages)
+		if err != nil {
+			return events, err
+		}
+		events = append(events, eventlog.NewEvent{
+			Stream: eventlog.UserStream(req.UserID), Type: eventlog.TypePasswordChanged, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.PasswordChanged{UserID: req.UserID, PasswordHash: hash},
+		})
+		if req.LogoutDevices {
+			devices, err := c.q.DeviceListByUser(ctx, tx, req.UserID)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range devices {
+				if d != req.DeviceID {
+					events = append(events, logoutEvent(req.UserID, d))
+				}
+			}
+		}
+		return events, nil
+	})
+}
+
+// Deactivate ends an account (POST /account/deactivate): it can no longer log in, and
+// every device and token of it is gone.
+func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, erase bool, auth *AuthDict) (eventlog.Position, error) {
+	ok := c.checkUIAPassword(ctx, userID, auth)
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "deactivate", userID: userID, flows: passwordFlows,
+			auth: auth, passwordOK: ok}, noOtherStages)
+		if err != nil {
+			return events, err
+		}
+		return append(events, eventlog.NewEvent{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountDeactivated, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.AccountDeactivated{UserID: userID, Erase: erase},
+		}), nil
+	})
+}
+
+// DeleteDevices logs out the user's devices (DELETE /devices/{deviceId}, POST
+// /delete_devices) after user-interactive authentication. Devices that do not exist
+// are ignored: deleting twice is not an error.
+func (c *Commands) DeleteDevices(ctx context.Context, meta Meta, userID string, deviceIDs []string, auth *AuthDict) (eventlog.Position, error) {
+	ok := c.checkUIAPassword(ctx, userID, auth)
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "delete_devices", userID: userID, flows: passwordFlows,
+			auth: auth, passwordOK: ok}, noOtherStages)
+		if err != nil {
+			return events, err
+		}
+		seen := map[string]bool{}
+		for _, d := range deviceIDs {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			exists, err := c.q.DeviceExists(ctx, tx, writedb.DeviceExistsParams{UserID: userID, DeviceID: d})
+			if err != nil {
+				return nil, err
+			}
+			if exists {
+				events = append(events, logoutEvent(userID, d))
+			}
+		}
+		return events, nil
+	})
+}
+
+// RenameDevice sets a device's display name (PUT /devices/{deviceId}).
+func (c *Commands) RenameDevice(ctx context.Context, meta Meta, userID, deviceID, name string) (eventlog.Position, error) {
+	if len(name) > 1000 {
+		return eventlog.Position{}, badRequest("display_name too long")
+	}
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		exists, err := c.q.DeviceExists(ctx, tx, writedb.DeviceExistsParams{UserID: userID, DeviceID: deviceID})
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, ErrNotFound
+		}
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceRenamed, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.DeviceRenamed{UserID: userID, DeviceID: deviceID, DisplayName: name},
+		}}, nil
+	})
+}
+
+// RecordDevicesSeen appends one event with the latest sightings of devices.
+func (c *Commands) RecordDevicesSeen(ctx context.Context, meta Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error) {
+	if len(seen) == 0 {
+		return eventlog.Position{}, nil
+	}
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		return []eventlog.NewEvent{{
+			Stream: eventlog.DevicesSeenStream, Type: eventlog.TypeDevicesSeen, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.DevicesSeen{Seen: seen},
+		}}, nil
+	})
+}
+
+func logoutEvent(userID, deviceID string) eventlog.NewEvent {
+	return eventlog.NewEvent{
+		Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceLoggedOut, ExpectVersion: eventlog.AnyVersion,
+		Data: eventlog.DeviceLoggedOut{UserID: userID, DeviceID: deviceID},
+	}
+}
+
+// noOtherStages is the stage check of operations whose flows have only m.login.password
+// (checked before the transaction) and m.login.dummy.
+func noOtherStages(stage string, _ *eventlog.UIAStageCompleted) error {
+	return badRequest("stage %q is not supported here", stage)
+}
+
