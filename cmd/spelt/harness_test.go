@@ -25,6 +25,7 @@ import (
 
 	spelthttp "spelt.dev/spelt/http"
 	"spelt.dev/spelt/internal/config"
+	"spelt.dev/spelt/internal/spectest"
 	"spelt.dev/spelt/internal/testkit"
 	"spelt.dev/spelt/sql/migrations"
 )
@@ -156,6 +157,8 @@ func (s *testServer) client(userID, token string) *mautrix.Client {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// Every response is checked against the spec's OpenAPI definition of its endpoint.
+	c.Client = &http.Client{Transport: spectest.Transport(s.t, nil)}
 	if userID != "" {
 		c.UserID = id.UserID(userID)
 	}
@@ -250,6 +253,9 @@ func (s *testServer) raw(method, path, token string, body []byte) (int, http.Hea
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if err := spectest.Check(method, path, resp.StatusCode, b); err != nil {
+		s.t.Errorf("%v\n%s", err, b)
 	}
 	var out map[string]any
 	if len(b) > 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -122,23 +123,46 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	}, nil
 }
 
-// run serves on l until ctx ends, then stops every part and seals the log's tail.
+// run serves on l until ctx ends. It stops the HTTP server first (which records its
+// last device sightings), lets the projectors apply everything the last requests
+// appended, stops them, and seals the log's tail: a clean stop leaves read models that
+// match the log, and no unsealed events.
 func (a *app) run(ctx context.Context, l net.Listener) error {
 	defer a.release()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.notifier.Run(gctx) })
-	g.Go(func() error { return a.runner.Run(gctx) })
-	g.Go(func() error { return a.sealer.Run(gctx, a.env.cfg.EventLog.SealInterval.Duration) })
-	g.Go(func() error { return a.http.Serve(gctx, l) })
-	err := g.Wait()
-	// Seal what the last requests appended, so a clean stop leaves no unsealed tail.
-	if _, serr := a.sealer.Seal(context.WithoutCancel(ctx)); serr != nil {
-		a.env.logger.Warn("final seal failed", slog.Any("err", serr))
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	defer stopHTTP()
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	bg, bgCtx := errgroup.WithContext(bgCtx)
+	bg.Go(func() error { return a.notifier.Run(bgCtx) })
+	bg.Go(func() error { return a.runner.Run(bgCtx) })
+	bg.Go(func() error { return a.sealer.Run(bgCtx, a.env.cfg.EventLog.SealInterval.Duration) })
+	// A background part that fails stops the server too.
+	go func() {
+		<-bgCtx.Done()
+		stopHTTP()
+	}()
+	httpErr := a.http.Serve(httpCtx, l)
+
+	drainCtx, cancel := context.WithTimeout(bgCtx, 10*time.Second)
+	if head, err := eventlog.Last(drainCtx, a.env.pool, eventlog.Bound{}); err == nil {
+		if err := a.runner.WaitFor(drainCtx, head); err != nil && bgCtx.Err() == nil {
+			a.env.logger.Warn("projectors did not catch up before stopping", slog.Any("err", err))
+		}
 	}
-	if errors.Is(err, context.Canceled) {
-		return nil
+	cancel()
+	stopBG()
+	bgErr := bg.Wait()
+	if _, err := a.sealer.Seal(context.WithoutCancel(ctx)); err != nil {
+		a.env.logger.Warn("final seal failed", slog.Any("err", err))
 	}
-	return err
+	if errors.Is(httpErr, context.Canceled) {
+		httpErr = nil
+	}
+	if errors.Is(bgErr, context.Canceled) {
+		bgErr = nil
+	}
+	return errors.Join(httpErr, bgErr)
 }
 
 // checkRestoredLog refuses a database whose log holds transaction ids from the future:
