@@ -152,4 +152,3 @@ func logoutEvent(userID, deviceID string) eventlog.NewEvent {
 func noOtherStages(stage string, _ *eventlog.UIAStageCompleted) error {
 	return badRequest("stage %q is not supported here", stage)
 }
-

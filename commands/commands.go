@@ -20,6 +20,8 @@ type Config struct {
 	RegistrationEnabled  bool
 	RegistrationRequires bool // registration needs a registration token
 	AccessTokenLifetime  time.Duration
+	// RefreshableLifetime is the lifetime of access tokens issued with a refresh token.
+	RefreshableLifetime time.Duration
 }
 
 // Commands runs commands against the log and the write model.

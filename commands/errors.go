@@ -16,6 +16,7 @@ var (
 	ErrUnknownSession       = errors.New("unknown user-interactive authentication session")
 	ErrInvalidToken         = errors.New("invalid registration token")
 	ErrNotFound             = errors.New("not found")
+	ErrUnknownRefreshToken  = errors.New("unknown or already used refresh token")
 )
 
 // InvalidUsernameError explains why a username was refused.

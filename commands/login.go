@@ -16,29 +16,42 @@ import (
 // newLogin prepares a device login: the device ID (generated when not given) and a
 // fresh access token, of which only the hash goes into the event.
 type pendingLogin struct {
-	deviceID    string
-	displayName *string
-	token       string
-	expiresAt   *time.Time
+	deviceID     string
+	displayName  *string
+	token        string
+	refreshToken string // empty unless asked for
+	expiresIn    time.Duration
+	expiresAt    *time.Time
 }
 
-func (c *Commands) newLogin(deviceID string, displayName *string) pendingLogin {
+// newLogin prepares the tokens of a login; refresh asks for a refresh token, and then
+// the access token lives RefreshableLifetime.
+func (c *Commands) newLogin(deviceID string, displayName *string, refresh bool) pendingLogin {
 	if deviceID == "" {
 		deviceID = tokens.RandomUpper(10)
 	}
-	l := pendingLogin{deviceID: deviceID, displayName: displayName, token: tokens.NewAccessToken()}
-	if c.cfg.AccessTokenLifetime > 0 {
-		t := c.now().Add(c.cfg.AccessTokenLifetime).UTC().Truncate(time.Millisecond)
+	l := pendingLogin{deviceID: deviceID, displayName: displayName, token: tokens.NewAccessToken(),
+		expiresIn: c.cfg.AccessTokenLifetime}
+	if refresh {
+		l.refreshToken = tokens.NewRefreshToken()
+		l.expiresIn = c.cfg.RefreshableLifetime
+	}
+	if l.expiresIn > 0 {
+		t := c.now().Add(l.expiresIn).UTC().Truncate(time.Millisecond)
 		l.expiresAt = &t
 	}
 	return l
 }
 
 func (l pendingLogin) event(userID string) eventlog.NewEvent {
+	var refreshHash []byte
+	if l.refreshToken != "" {
+		refreshHash = tokens.Hash(l.refreshToken)
+	}
 	return eventlog.NewEvent{
 		Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceLoggedIn, ExpectVersion: eventlog.AnyVersion,
 		Data: eventlog.DeviceLoggedIn{UserID: userID, DeviceID: l.deviceID, DisplayName: l.displayName,
-			TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt},
+			TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt, RefreshTokenHash: refreshHash},
 	}
 }
 
@@ -49,15 +62,17 @@ type Login struct {
 	Password                 string
 	DeviceID                 string
 	InitialDeviceDisplayName *string
+	RefreshToken             bool
 }
 
-// LoggedIn is the outcome of a login.
+// LoggedIn is the outcome of a login (or a refresh).
 type LoggedIn struct {
-	UserID      string
-	DeviceID    string
-	AccessToken string
-	ExpiresIn   time.Duration
-	Position    eventlog.Position
+	UserID       string
+	DeviceID     string
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+	Position     eventlog.Position
 }
 
 // Login checks the password and logs in a device (a new one unless DeviceID names one).
@@ -77,7 +92,7 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	if u.Deactivated {
 		return LoggedIn{}, ErrUserDeactivated
 	}
-	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName)
+	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	meta.Actor = userID
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		u, err := c.q.UserGet(ctx, tx, userID)
@@ -92,8 +107,37 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	if err != nil {
 		return LoggedIn{}, err
 	}
-	return LoggedIn{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token,
-		ExpiresIn: c.cfg.AccessTokenLifetime, Position: pos}, nil
+	return LoggedIn{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token, RefreshToken: login.refreshToken,
+		ExpiresIn: login.expiresIn, Position: pos}, nil
+}
+
+// Refresh exchanges a refresh token for a new access token and a new refresh token
+// (POST /refresh). The refresh token used, and the access tokens issued with it, stop
+// working.
+func (c *Commands) Refresh(ctx context.Context, meta Meta, refreshToken string) (LoggedIn, error) {
+	used := tokens.Hash(refreshToken)
+	l := c.newLogin("-", nil, true)
+	var out LoggedIn
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		rt, err := c.q.RefreshTokenGet(ctx, tx, used)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrUnknownRefreshToken
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = LoggedIn{UserID: rt.UserID, DeviceID: rt.DeviceID, AccessToken: l.token, RefreshToken: l.refreshToken, ExpiresIn: l.expiresIn}
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(rt.UserID), Type: eventlog.TypeTokensRefreshed, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.TokensRefreshed{UserID: rt.UserID, DeviceID: rt.DeviceID, UsedRefreshHash: used,
+				TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt, RefreshTokenHash: tokens.Hash(l.refreshToken)},
+		}}, nil
+	})
+	if err != nil {
+		return LoggedIn{}, err
+	}
+	out.Position = pos
+	return out, nil
 }
 
 // resolveUser turns a login identifier (a localpart or a user ID of this server, any

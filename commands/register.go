@@ -22,15 +22,17 @@ type Register struct {
 	DeviceID                 string
 	InitialDeviceDisplayName *string
 	InhibitLogin             bool
+	RefreshToken             bool
 }
 
 // Registered is the outcome of a registration.
 type Registered struct {
-	UserID      string
-	DeviceID    string
-	AccessToken string
-	ExpiresIn   time.Duration
-	Position    eventlog.Position
+	UserID       string
+	DeviceID     string
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+	Position     eventlog.Position
 }
 
 // maxPasswordLength bounds what we hash.
@@ -67,7 +69,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		flow = []string{StageRegistrationToken}
 	}
 	var out Registered
-	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName)
+	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, auth: req.Auth},
 			func(stage string, done *eventlog.UIAStageCompleted) error {
@@ -104,7 +106,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		out = Registered{UserID: userID}
 		if !req.InhibitLogin {
 			events = append(events, login.event(userID))
-			out.DeviceID, out.AccessToken, out.ExpiresIn = login.deviceID, login.token, c.cfg.AccessTokenLifetime
+			out.DeviceID, out.AccessToken, out.RefreshToken, out.ExpiresIn = login.deviceID, login.token, login.refreshToken, login.expiresIn
 		}
 		return events, nil
 	})
@@ -136,7 +138,7 @@ func (c *Commands) RegisterByAdmin(ctx context.Context, meta Meta, req RegisterA
 	if req.Password != "" {
 		hash = hashPassword(req.Password)
 	}
-	login := c.newLogin("", nil)
+	login := c.newLogin("", nil, false)
 	userID := mxid.UserID(req.Username, c.cfg.ServerName)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		if err := c.checkLocalpart(ctx, tx, req.Username); err != nil {
@@ -151,7 +153,7 @@ func (c *Commands) RegisterByAdmin(ctx context.Context, meta Meta, req RegisterA
 		return Registered{}, err
 	}
 	return Registered{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token,
-		ExpiresIn: c.cfg.AccessTokenLifetime, Position: pos}, nil
+		ExpiresIn: login.expiresIn, Position: pos}, nil
 }
 
 // checkLocalpart validates a requested localpart and checks that it is free.

@@ -16,6 +16,7 @@ import (
 // writeModelTables are emptied before a rebuild.
 var writeModelTables = []string{
 	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
+	"writemodel.refresh_tokens",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the
@@ -43,15 +44,32 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err = e.Decode(&d); err == nil {
 				err = q.DeviceInsert(ctx, &b, writedb.DeviceInsertParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
+			if err == nil && d.RefreshTokenHash != nil {
+				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+			}
+		case eventlog.TypeTokensRefreshed:
+			var d eventlog.TokensRefreshed
+			if err = e.Decode(&d); err == nil {
+				err = q.RefreshTokenDelete(ctx, &b, d.UsedRefreshHash)
+			}
+			if err == nil {
+				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+			}
 		case eventlog.TypeDeviceLoggedOut:
 			var d eventlog.DeviceLoggedOut
 			if err = e.Decode(&d); err == nil {
 				err = q.DeviceDelete(ctx, &b, writedb.DeviceDeleteParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
+			if err == nil {
+				err = q.RefreshTokenDeleteByDevice(ctx, &b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
+			}
 		case eventlog.TypeAllDevicesLoggedOut:
 			var d eventlog.AllDevicesLoggedOut
 			if err = e.Decode(&d); err == nil {
 				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+			}
+			if err == nil {
+				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
 			}
 		case eventlog.TypePasswordChanged:
 			var d eventlog.PasswordChanged
@@ -65,6 +83,9 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			}
 			if err == nil {
 				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+			}
+			if err == nil {
+				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
 			}
 		case eventlog.TypeUIASessionStarted:
 			var d eventlog.UIASessionStarted

@@ -13,6 +13,7 @@ const (
 	TypeAccountDeactivated       = "account.deactivated.v1"
 	TypeDeviceRenamed            = "account.device_renamed.v1"
 	TypeDevicesSeen              = "account.devices_seen.v1"
+	TypeTokensRefreshed          = "account.tokens_refreshed.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
 	TypeUIAStageCompleted        = "uia.stage_completed.v1"
 	TypeRegistrationTokenCreated = "registration_token.created.v1"
@@ -23,7 +24,7 @@ const (
 // Types lists every event type Spelt writes.
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
-	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen,
+	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked,
 }
@@ -56,6 +57,20 @@ type DeviceLoggedIn struct {
 	// TokenHash is the SHA-256 of the access token; the token itself is never stored.
 	TokenHash []byte     `json:"token_hash"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// RefreshTokenHash is the SHA-256 of the refresh token issued with the access
+	// token, when the client asked for one.
+	RefreshTokenHash []byte `json:"refresh_token_hash,omitempty"`
+}
+
+// TokensRefreshed: a refresh token was used (and so revoked, with the access tokens
+// issued with it) for a new access token and a new refresh token.
+type TokensRefreshed struct {
+	UserID           string     `json:"user_id"`
+	DeviceID         string     `json:"device_id"`
+	UsedRefreshHash  []byte     `json:"used_refresh_hash"`
+	TokenHash        []byte     `json:"token_hash"`
+	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
+	RefreshTokenHash []byte     `json:"refresh_token_hash"`
 }
 
 // DeviceLoggedOut: a device and all its tokens are gone.

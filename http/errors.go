@@ -84,7 +84,7 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, queries.ErrNotFound):
 		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Not found")
-	case errors.Is(err, queries.ErrUnknownToken):
+	case errors.Is(err, queries.ErrUnknownToken), errors.Is(err, commands.ErrUnknownRefreshToken):
 		return &MatrixError{Status: nethttp.StatusUnauthorized, Code: codeUnknownToken,
 			Message: "Unknown access token", Extra: map[string]any{"soft_logout": false}}
 	case errors.As(err, &he):

@@ -56,6 +56,7 @@ func (s *Server) postLogin(c echo.Context) error {
 	}
 	res, err := s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
 		User: user, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
+		RefreshToken: req.RefreshToken,
 	})
 	if err != nil {
 		return err
@@ -68,6 +69,34 @@ func (s *Server) postLogin(c echo.Context) error {
 		"home_server": s.cfg.ServerName,
 		"well_known":  map[string]any{"m.homeserver": map[string]string{"base_url": s.cfg.PublicBaseURL}},
 	}
+	if res.ExpiresIn > 0 {
+		body["expires_in_ms"] = res.ExpiresIn.Milliseconds()
+	}
+	if res.RefreshToken != "" {
+		body["refresh_token"] = res.RefreshToken
+	}
+	return c.JSON(nethttp.StatusOK, body)
+}
+
+// refresh: POST /_matrix/client/v3/refresh.
+func (s *Server) refresh(c echo.Context) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing refresh_token")
+	}
+	res, err := s.cmd.Refresh(c.Request().Context(), meta(c, eventlog.OriginClient), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), res.Position); err != nil {
+		return err
+	}
+	body := map[string]any{"access_token": res.AccessToken, "refresh_token": res.RefreshToken}
 	if res.ExpiresIn > 0 {
 		body["expires_in_ms"] = res.ExpiresIn.Milliseconds()
 	}

@@ -68,6 +68,7 @@ func (s *Server) postRegister(c echo.Context) error {
 	cmd := commands.Register{
 		Guest: kind == "guest", Username: req.Username, Password: req.Password,
 		DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName, InhibitLogin: req.InhibitLogin,
+		RefreshToken: req.RefreshToken,
 	}
 	auth, err := req.Auth.command()
 	if err != nil {
@@ -92,6 +93,9 @@ func (s *Server) respondRegistered(c echo.Context, res commands.Registered, logi
 		body["device_id"] = res.DeviceID
 		if res.ExpiresIn > 0 {
 			body["expires_in_ms"] = res.ExpiresIn.Milliseconds()
+		}
+		if res.RefreshToken != "" {
+			body["refresh_token"] = res.RefreshToken
 		}
 	}
 	return c.JSON(nethttp.StatusOK, body)

@@ -18,6 +18,7 @@ func (s *Server) routes() {
 	e.GET("/_matrix/client/v1/register/m.login.registration_token/validity", s.registrationTokenValidity, s.register.middleware)
 	c.GET("/login", s.getLogin)
 	c.POST("/login", s.postLogin, s.login.middleware)
+	c.POST("/refresh", s.refresh, s.login.middleware)
 	c.GET("/account/whoami", s.whoami, auth)
 	c.POST("/logout", s.logout, auth)
 	c.POST("/logout/all", s.logoutAll, auth)

@@ -52,6 +52,7 @@ type Commands interface {
 	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, auth *commands.AuthDict) (eventlog.Position, error)
 	DeleteDevices(ctx context.Context, meta commands.Meta, userID string, deviceIDs []string, auth *commands.AuthDict) (eventlog.Position, error)
 	RenameDevice(ctx context.Context, meta commands.Meta, userID, deviceID, name string) (eventlog.Position, error)
+	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 }
 

@@ -19,7 +19,7 @@ type Accounts struct{}
 func (Accounts) Name() string { return "accounts" }
 
 // Version implements Projector.
-func (Accounts) Version() int { return 2 }
+func (Accounts) Version() int { return 3 }
 
 // Tables implements Projector.
 func (Accounts) Tables() []string { return []string{"accounts", "devices", "access_tokens"} }
@@ -29,7 +29,8 @@ func (Accounts) Handles(t string) bool {
 	switch t {
 	case eventlog.TypeAccountRegistered, eventlog.TypeDeviceLoggedIn,
 		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut,
-		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen:
+		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen,
+		eventlog.TypeTokensRefreshed:
 		return true
 	}
 	return false
@@ -124,6 +125,7 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 			if err == nil {
 				err = q.AccessTokenInsert(ctx, &b, projdb.AccessTokenInsertParams{
 					TokenHash: d.TokenHash, UserID: d.UserID, DeviceID: d.DeviceID, CreatedAt: e.RecordedAt, ExpiresAt: d.ExpiresAt,
+					RefreshHash: d.RefreshTokenHash,
 				})
 			}
 		case eventlog.TypeDeviceLoggedOut:
@@ -152,6 +154,17 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 			}
 			if err == nil {
 				err = q.AccessTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeTokensRefreshed:
+			var d eventlog.TokensRefreshed
+			if err = e.Decode(&d); err == nil {
+				err = q.AccessTokenDeleteByRefresh(ctx, &b, d.UsedRefreshHash)
+			}
+			if err == nil {
+				err = q.AccessTokenInsert(ctx, &b, projdb.AccessTokenInsertParams{
+					TokenHash: d.TokenHash, UserID: d.UserID, DeviceID: d.DeviceID, CreatedAt: e.RecordedAt,
+					ExpiresAt: d.ExpiresAt, RefreshHash: d.RefreshTokenHash,
+				})
 			}
 		case eventlog.TypeDeviceRenamed:
 			var d eventlog.DeviceRenamed
@@ -236,6 +249,7 @@ type tokenRow struct {
 	key     deviceKey
 	created time.Time
 	expires *time.Time
+	refresh []byte
 	gone    bool
 }
 
@@ -280,7 +294,7 @@ func (d *accountsDelta) add(e eventlog.Event) error {
 			d.userDevices[k.user] = append(d.userDevices[k.user], r)
 		}
 		if d.token[string(p.TokenHash)] == nil {
-			t := &tokenRow{hash: p.TokenHash, key: k, created: e.RecordedAt, expires: p.ExpiresAt}
+			t := &tokenRow{hash: p.TokenHash, key: k, created: e.RecordedAt, expires: p.ExpiresAt, refresh: p.RefreshTokenHash}
 			d.tokens = append(d.tokens, t)
 			d.token[string(t.hash)] = t
 			d.userTokens[k.user] = append(d.userTokens[k.user], t)
@@ -390,7 +404,7 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
 	if len(users) > 0 {
 		_, _ = b.Exec(ctx, devicesUpsertMany, users, devices, names, created)
 	}
-	var hashes [][]byte
+	var hashes, refresh [][]byte
 	var expires []*time.Time
 	users, devices, created = users[:0], devices[:0], created[:0]
 	for _, t := range d.tokens {
@@ -398,10 +412,11 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
 			hashes = append(hashes, t.hash)
 			users, devices = append(users, t.key.user), append(devices, t.key.device)
 			created, expires = append(created, t.created), append(expires, t.expires)
+			refresh = append(refresh, t.refresh)
 		}
 	}
 	if len(hashes) > 0 {
-		_, _ = b.Exec(ctx, accessTokensInsertMany, hashes, users, devices, created, expires)
+		_, _ = b.Exec(ctx, accessTokensInsertMany, hashes, users, devices, created, expires, refresh)
 	}
 	return b.Send(ctx, tx)
 }
@@ -424,10 +439,10 @@ ORDER BY n
 ON CONFLICT (user_id, device_id) DO UPDATE SET
 	display_name = COALESCE(excluded.display_name, devices.display_name)`
 
-	accessTokensInsertMany = `INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
-SELECT token_hash, user_id, device_id, created_at, expires_at
-FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-	WITH ORDINALITY AS r (token_hash, user_id, device_id, created_at, expires_at, n)
+	accessTokensInsertMany = `INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at, refresh_hash)
+SELECT token_hash, user_id, device_id, created_at, expires_at, refresh_hash
+FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bytea[])
+	WITH ORDINALITY AS r (token_hash, user_id, device_id, created_at, expires_at, refresh_hash, n)
 ORDER BY n
 ON CONFLICT (token_hash) DO NOTHING`
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/synapseadmin"
 
 	"spelt.dev/spelt/eventlog"
@@ -52,6 +53,31 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 	}
 	// An abandoned user-interactive session is in the log too.
 	s.raw("POST", "/_matrix/client/v3/register", "", []byte(`{"username":"abandoned","password":"x"}`))
+
+	// Account management: a renamed device, a refreshed token, a password change, a
+	// deactivation.
+	c2 := s.client("", tokens[2])
+	if err := c2.SetDeviceInfo(ctx, mustWhoami(t, ctx, c2), &mautrix.ReqDeviceInfo{DisplayName: "renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := s.raw("POST", "/_matrix/client/v3/login", "", []byte(
+		`{"type":"m.login.password","identifier":{"type":"m.id.user","user":"user3"},"password":"pw","refresh_token":true}`))
+	rt, _ := body["refresh_token"].(string)
+	if status, _, body := s.raw("POST", "/_matrix/client/v3/refresh", "", mustJSON(t, map[string]string{"refresh_token": rt})); status != 200 {
+		t.Fatalf("refresh: %d %v", status, body)
+	}
+	for _, op := range []struct{ path, token, body string }{
+		{"/_matrix/client/v3/account/password", tokens[5], `"new_password":"pw2",`},
+		{"/_matrix/client/v3/account/deactivate", tokens[4], ``},
+	} {
+		_, _, body := s.raw("POST", op.path, op.token, []byte(`{`+strings.TrimSuffix(op.body, ",")+`}`))
+		session, _ := body["session"].(string)
+		user := map[string]string{tokens[5]: "user5", tokens[4]: "user4"}[op.token]
+		req := `{` + op.body + `"auth":` + string(mustJSON(t, passwordAuth(session, user, "pw"))) + `}`
+		if status, _, body := s.raw("POST", op.path, op.token, []byte(req)); status != 200 {
+			t.Fatalf("%s: %d %v", op.path, status, body)
+		}
+	}
 	s.waitProjected(ctx)
 }
 
@@ -314,4 +340,13 @@ func TestServeEmbedded(t *testing.T) {
 		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "persist"}}); err != nil {
 		t.Fatalf("login after restart: %v\n%s", err, logs.String())
 	}
+}
+
+func mustWhoami(t *testing.T, ctx context.Context, c *mautrix.Client) id.DeviceID {
+	t.Helper()
+	who, err := c.Whoami(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return who.DeviceID
 }

@@ -90,6 +90,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		RegistrationEnabled:  cfg.Registration.Enabled,
 		RegistrationRequires: cfg.Registration.RequireToken,
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
+		RefreshableLifetime:  cfg.Auth.RefreshableAccessTokenLifetime.Duration,
 	}, e.logger)
 	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,

@@ -129,6 +129,9 @@ type Auth struct {
 	// AccessTokenLifetime is how long an access token stays valid; 0 means
 	// tokens do not expire.
 	AccessTokenLifetime Duration `toml:"access_token_lifetime"`
+	// RefreshableAccessTokenLifetime is how long an access token issued with a
+	// refresh token stays valid, > 0.
+	RefreshableAccessTokenLifetime Duration `toml:"refreshable_access_token_lifetime"`
 }
 
 // Support is the [support] section: what GET /.well-known/matrix/support
@@ -207,7 +210,8 @@ func defaults() Config {
 			MaxBodyBytes: 65536,
 		},
 		Auth: Auth{
-			AccessTokenLifetime: Duration{0},
+			AccessTokenLifetime:            Duration{0},
+			RefreshableAccessTokenLifetime: Duration{5 * time.Minute},
 		},
 	}
 }
@@ -447,6 +451,9 @@ func (c Config) problems() []error {
 	}
 	if c.Auth.AccessTokenLifetime.Duration < 0 {
 		bad("auth.access_token_lifetime", "%q is negative", c.Auth.AccessTokenLifetime)
+	}
+	if c.Auth.RefreshableAccessTokenLifetime.Duration <= 0 {
+		bad("auth.refreshable_access_token_lifetime", "%q is not a positive duration", c.Auth.RefreshableAccessTokenLifetime)
 	}
 	if c.Support.Page != "" {
 		if u, err := url.Parse(c.Support.Page); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

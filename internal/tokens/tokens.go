@@ -22,6 +22,11 @@ func NewAccessToken() string {
 	return "spt_" + Random(32)
 }
 
+// NewRefreshToken returns a fresh refresh token ("spr_" and 256 random bits).
+func NewRefreshToken() string {
+	return "spr_" + Random(32)
+}
+
 // Random returns n random bytes, base64url without padding.
 func Random(n int) string {
 	b := make([]byte, n)

@@ -24,6 +24,15 @@ func (q *Queries) AccessTokenDeleteByDevice(ctx context.Context, db DBTX, arg Ac
 	return err
 }
 
+const accessTokenDeleteByRefresh = `-- name: AccessTokenDeleteByRefresh :exec
+DELETE FROM access_tokens WHERE refresh_hash = $1
+`
+
+func (q *Queries) AccessTokenDeleteByRefresh(ctx context.Context, db DBTX, refreshHash []byte) error {
+	_, err := db.Exec(ctx, accessTokenDeleteByRefresh, refreshHash)
+	return err
+}
+
 const accessTokenDeleteByUser = `-- name: AccessTokenDeleteByUser :exec
 DELETE FROM access_tokens WHERE user_id = $1
 `
@@ -34,17 +43,18 @@ func (q *Queries) AccessTokenDeleteByUser(ctx context.Context, db DBTX, userID s
 }
 
 const accessTokenInsert = `-- name: AccessTokenInsert :exec
-INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at, refresh_hash)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (token_hash) DO NOTHING
 `
 
 type AccessTokenInsertParams struct {
-	TokenHash []byte
-	UserID    string
-	DeviceID  string
-	CreatedAt time.Time
-	ExpiresAt *time.Time
+	TokenHash   []byte
+	UserID      string
+	DeviceID    string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	RefreshHash []byte
 }
 
 func (q *Queries) AccessTokenInsert(ctx context.Context, db DBTX, arg AccessTokenInsertParams) error {
@@ -54,6 +64,7 @@ func (q *Queries) AccessTokenInsert(ctx context.Context, db DBTX, arg AccessToke
 		arg.DeviceID,
 		arg.CreatedAt,
 		arg.ExpiresAt,
+		arg.RefreshHash,
 	)
 	return err
 }

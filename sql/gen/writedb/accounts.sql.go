@@ -87,6 +87,65 @@ func (q *Queries) DeviceListByUser(ctx context.Context, db DBTX, userID string) 
 	return items, nil
 }
 
+const refreshTokenDelete = `-- name: RefreshTokenDelete :exec
+DELETE FROM writemodel.refresh_tokens WHERE token_hash = $1
+`
+
+func (q *Queries) RefreshTokenDelete(ctx context.Context, db DBTX, tokenHash []byte) error {
+	_, err := db.Exec(ctx, refreshTokenDelete, tokenHash)
+	return err
+}
+
+const refreshTokenDeleteByDevice = `-- name: RefreshTokenDeleteByDevice :exec
+DELETE FROM writemodel.refresh_tokens WHERE user_id = $1 AND device_id = $2
+`
+
+type RefreshTokenDeleteByDeviceParams struct {
+	UserID   string
+	DeviceID string
+}
+
+func (q *Queries) RefreshTokenDeleteByDevice(ctx context.Context, db DBTX, arg RefreshTokenDeleteByDeviceParams) error {
+	_, err := db.Exec(ctx, refreshTokenDeleteByDevice, arg.UserID, arg.DeviceID)
+	return err
+}
+
+const refreshTokenDeleteByUser = `-- name: RefreshTokenDeleteByUser :exec
+DELETE FROM writemodel.refresh_tokens WHERE user_id = $1
+`
+
+func (q *Queries) RefreshTokenDeleteByUser(ctx context.Context, db DBTX, userID string) error {
+	_, err := db.Exec(ctx, refreshTokenDeleteByUser, userID)
+	return err
+}
+
+const refreshTokenGet = `-- name: RefreshTokenGet :one
+SELECT token_hash, user_id, device_id FROM writemodel.refresh_tokens WHERE token_hash = $1
+`
+
+func (q *Queries) RefreshTokenGet(ctx context.Context, db DBTX, tokenHash []byte) (WritemodelRefreshToken, error) {
+	row := db.QueryRow(ctx, refreshTokenGet, tokenHash)
+	var i WritemodelRefreshToken
+	err := row.Scan(&i.TokenHash, &i.UserID, &i.DeviceID)
+	return i, err
+}
+
+const refreshTokenInsert = `-- name: RefreshTokenInsert :exec
+INSERT INTO writemodel.refresh_tokens (token_hash, user_id, device_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+`
+
+type RefreshTokenInsertParams struct {
+	TokenHash []byte
+	UserID    string
+	DeviceID  string
+}
+
+func (q *Queries) RefreshTokenInsert(ctx context.Context, db DBTX, arg RefreshTokenInsertParams) error {
+	_, err := db.Exec(ctx, refreshTokenInsert, arg.TokenHash, arg.UserID, arg.DeviceID)
+	return err
+}
+
 const userDeactivate = `-- name: UserDeactivate :exec
 UPDATE writemodel.users SET deactivated = true WHERE user_id = $1
 `

@@ -11,11 +11,12 @@ import (
 )
 
 type AccessToken struct {
-	TokenHash []byte
-	UserID    string
-	DeviceID  string
-	CreatedAt time.Time
-	ExpiresAt *time.Time
+	TokenHash   []byte
+	UserID      string
+	DeviceID    string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	RefreshHash []byte
 }
 
 type Account struct {
@@ -90,6 +91,12 @@ type RegistrationToken struct {
 type WritemodelDevice struct {
 	UserID   string
 	DeviceID string
+}
+
+type WritemodelRefreshToken struct {
+	TokenHash []byte
+	UserID    string
+	DeviceID  string
 }
 
 type WritemodelRegistrationToken struct {

@@ -10,8 +10,8 @@ ON CONFLICT (user_id, device_id) DO UPDATE SET
     display_name = COALESCE(excluded.display_name, devices.display_name);
 
 -- name: AccessTokenInsert :exec
-INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
-VALUES (@token_hash, @user_id, @device_id, @created_at, @expires_at)
+INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at, refresh_hash)
+VALUES (@token_hash, @user_id, @device_id, @created_at, @expires_at, @refresh_hash)
 ON CONFLICT (token_hash) DO NOTHING;
 
 -- name: DeviceDeleteOne :exec
@@ -35,3 +35,6 @@ WHERE user_id = @user_id AND device_id = @device_id AND (last_seen_ts IS NULL OR
 
 -- name: AccountDeactivate :exec
 UPDATE accounts SET deactivated = true WHERE user_id = @user_id;
+
+-- name: AccessTokenDeleteByRefresh :exec
+DELETE FROM access_tokens WHERE refresh_hash = @refresh_hash;

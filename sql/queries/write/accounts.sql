@@ -30,3 +30,19 @@ UPDATE writemodel.users SET password_hash = @password_hash WHERE user_id = @user
 
 -- name: UserDeactivate :exec
 UPDATE writemodel.users SET deactivated = true WHERE user_id = @user_id;
+
+-- name: RefreshTokenGet :one
+SELECT token_hash, user_id, device_id FROM writemodel.refresh_tokens WHERE token_hash = @token_hash;
+
+-- name: RefreshTokenInsert :exec
+INSERT INTO writemodel.refresh_tokens (token_hash, user_id, device_id) VALUES (@token_hash, @user_id, @device_id)
+ON CONFLICT DO NOTHING;
+
+-- name: RefreshTokenDelete :exec
+DELETE FROM writemodel.refresh_tokens WHERE token_hash = @token_hash;
+
+-- name: RefreshTokenDeleteByDevice :exec
+DELETE FROM writemodel.refresh_tokens WHERE user_id = @user_id AND device_id = @device_id;
+
+-- name: RefreshTokenDeleteByUser :exec
+DELETE FROM writemodel.refresh_tokens WHERE user_id = @user_id;
