@@ -17,6 +17,7 @@ var (
 	ErrInvalidToken         = errors.New("invalid registration token")
 	ErrNotFound             = errors.New("not found")
 	ErrUnknownRefreshToken  = errors.New("unknown or already used refresh token")
+	ErrInvalidLoginToken    = errors.New("invalid, expired or already used login token")
 )
 
 // InvalidUsernameError explains why a username was refused.

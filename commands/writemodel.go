@@ -16,7 +16,7 @@ import (
 // writeModelTables are emptied before a rebuild.
 var writeModelTables = []string{
 	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
-	"writemodel.refresh_tokens",
+	"writemodel.refresh_tokens", "writemodel.login_tokens",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the
@@ -86,6 +86,16 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			}
 			if err == nil {
 				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeLoginTokenIssued:
+			var d eventlog.LoginTokenIssued
+			if err = e.Decode(&d); err == nil {
+				err = q.LoginTokenInsert(ctx, &b, writedb.LoginTokenInsertParams{TokenHash: d.TokenHash, UserID: d.UserID, ExpiresAt: d.ExpiresAt})
+			}
+		case eventlog.TypeLoginTokenUsed:
+			var d eventlog.LoginTokenUsed
+			if err = e.Decode(&d); err == nil {
+				err = q.LoginTokenUse(ctx, &b, d.TokenHash)
 			}
 		case eventlog.TypeUIASessionStarted:
 			var d eventlog.UIASessionStarted

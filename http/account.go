@@ -73,10 +73,10 @@ func (s *Server) deactivate(c echo.Context) error {
 func (s *Server) capabilities(c echo.Context) error {
 	return c.JSON(nethttp.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
-		// Profiles, third-party identifiers and login tokens are not served yet.
+		// Profiles and third-party identifiers are not served yet.
 		"m.set_displayname": map[string]bool{"enabled": false},
 		"m.set_avatar_url":  map[string]bool{"enabled": false},
 		"m.3pid_changes":    map[string]bool{"enabled": false},
-		"m.get_login_token": map[string]bool{"enabled": false},
+		"m.get_login_token": map[string]bool{"enabled": true},
 	}})
 }

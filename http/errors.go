@@ -72,6 +72,8 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeUserInUse, "User ID already taken.")
 	case errors.Is(err, commands.ErrInvalidCredentials):
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid username or password")
+	case errors.Is(err, commands.ErrInvalidLoginToken):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid login token")
 	case errors.Is(err, commands.ErrUserDeactivated):
 		return matrixErr(nethttp.StatusForbidden, codeUserDeactivated, "This account has been deactivated")
 	case errors.Is(err, commands.ErrRegistrationDisabled):

@@ -11,7 +11,7 @@ import (
 
 func (s *Server) getLogin(c echo.Context) error {
 	return c.JSON(nethttp.StatusOK, map[string]any{
-		"flows": []map[string]any{{"type": "m.login.password"}},
+		"flows": []map[string]any{{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": true}},
 	})
 }
 
@@ -24,6 +24,7 @@ type loginRequest struct {
 	// User is the deprecated top-level form of an m.id.user identifier.
 	User                     string  `json:"user"`
 	Password                 string  `json:"password"`
+	Token                    string  `json:"token"`
 	DeviceID                 string  `json:"device_id"`
 	InitialDeviceDisplayName *string `json:"initial_device_display_name"`
 	RefreshToken             bool    `json:"refresh_token"`
@@ -38,26 +39,22 @@ func (s *Server) postLogin(c echo.Context) error {
 	if req.Type == "" {
 		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing login type")
 	}
-	if req.Type != "m.login.password" {
+	var res commands.LoggedIn
+	var err error
+	switch req.Type {
+	case "m.login.password":
+		res, err = s.passwordLogin(c, req)
+	case "m.login.token":
+		if req.Token == "" {
+			return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing token")
+		}
+		res, err = s.cmd.LoginWithToken(c.Request().Context(), meta(c, eventlog.OriginClient), commands.TokenLogin{
+			Token: req.Token, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
+			RefreshToken: req.RefreshToken,
+		})
+	default:
 		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unknown login type %s", req.Type)
 	}
-	user := req.User
-	if req.Identifier != nil {
-		if req.Identifier.Type != "m.id.user" {
-			return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", req.Identifier.Type)
-		}
-		user = req.Identifier.User
-	}
-	if user == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing user identifier")
-	}
-	if req.Password == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing password")
-	}
-	res, err := s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
-		User: user, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
-		RefreshToken: req.RefreshToken,
-	})
 	if err != nil {
 		return err
 	}
@@ -76,6 +73,49 @@ func (s *Server) postLogin(c echo.Context) error {
 		body["refresh_token"] = res.RefreshToken
 	}
 	return c.JSON(nethttp.StatusOK, body)
+}
+
+// passwordLogin is POST /login with m.login.password.
+func (s *Server) passwordLogin(c echo.Context, req loginRequest) (commands.LoggedIn, error) {
+	user := req.User
+	if req.Identifier != nil {
+		if req.Identifier.Type != "m.id.user" {
+			return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", req.Identifier.Type)
+		}
+		user = req.Identifier.User
+	}
+	if user == "" {
+		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing user identifier")
+	}
+	if req.Password == "" {
+		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing password")
+	}
+	return s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
+		User: user, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
+		RefreshToken: req.RefreshToken,
+	})
+}
+
+// getLoginToken: POST /_matrix/client/v1/login/get_token.
+func (s *Server) getLoginToken(c echo.Context) error {
+	var req struct {
+		Auth *authDict `json:"auth"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	auth, err := req.Auth.command()
+	if err != nil {
+		return err
+	}
+	res, err := s.cmd.IssueLoginToken(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, auth)
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), res.Position); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]any{"login_token": res.Token, "expires_in_ms": res.ExpiresIn.Milliseconds()})
 }
 
 // refresh: POST /_matrix/client/v3/refresh.

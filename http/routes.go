@@ -19,6 +19,7 @@ func (s *Server) routes() {
 	c.GET("/login", s.getLogin)
 	c.POST("/login", s.postLogin, s.login.middleware)
 	c.POST("/refresh", s.refresh, s.login.middleware)
+	e.POST("/_matrix/client/v1/login/get_token", s.getLoginToken, auth, s.login.middleware)
 	c.GET("/account/whoami", s.whoami, auth)
 	c.POST("/logout", s.logout, auth)
 	c.POST("/logout/all", s.logoutAll, auth)

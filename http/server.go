@@ -52,6 +52,8 @@ type Commands interface {
 	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, auth *commands.AuthDict) (eventlog.Position, error)
 	DeleteDevices(ctx context.Context, meta commands.Meta, userID string, deviceIDs []string, auth *commands.AuthDict) (eventlog.Position, error)
 	RenameDevice(ctx context.Context, meta commands.Meta, userID, deviceID, name string) (eventlog.Position, error)
+	IssueLoginToken(ctx context.Context, meta commands.Meta, userID string, auth *commands.AuthDict) (commands.IssuedLoginToken, error)
+	LoginWithToken(ctx context.Context, meta commands.Meta, req commands.TokenLogin) (commands.LoggedIn, error)
 	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 }

@@ -27,6 +27,11 @@ func NewRefreshToken() string {
 	return "spr_" + Random(32)
 }
 
+// NewLoginToken returns a fresh m.login.token token ("spl_" and 256 random bits).
+func NewLoginToken() string {
+	return "spl_" + Random(32)
+}
+
 // Random returns n random bytes, base64url without padding.
 func Random(n int) string {
 	b := make([]byte, n)

@@ -93,6 +93,13 @@ type WritemodelDevice struct {
 	DeviceID string
 }
 
+type WritemodelLoginToken struct {
+	TokenHash []byte
+	UserID    string
+	ExpiresAt time.Time
+	Used      bool
+}
+
 type WritemodelRefreshToken struct {
 	TokenHash []byte
 	UserID    string
