@@ -170,25 +170,3 @@ func (c *Commands) LogoutAll(ctx context.Context, meta Meta, userID string) (eve
 	})
 }
 
-// CreateRegistrationToken creates a registration token (an operator command). An empty
-// token is generated.
-func (c *Commands) CreateRegistrationToken(ctx context.Context, meta Meta, token string, usesAllowed *int32, expiry *time.Time) (string, eventlog.Position, error) {
-	if token == "" {
-		token = tokens.Random(12)
-	}
-	if len(token) > 64 || strings.ContainsFunc(token, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '~' || r == '-')
-	}) {
-		return "", eventlog.Position{}, badRequest("registration tokens are at most 64 characters of [A-Za-z0-9._~-]")
-	}
-	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		return []eventlog.NewEvent{{
-			Stream: eventlog.RegistrationTokenStream(token), Type: eventlog.TypeRegistrationTokenCreated, ExpectVersion: eventlog.NoStream,
-			Data: eventlog.RegistrationTokenCreated{Token: token, UsesAllowed: usesAllowed, ExpiryTime: expiry},
-		}}, nil
-	})
-	if errors.Is(err, eventlog.ErrVersionConflict) {
-		return "", pos, badRequest("registration token %q already exists", token)
-	}
-	return token, pos, err
-}

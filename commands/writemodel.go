@@ -123,6 +123,13 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err = e.Decode(&d); err == nil {
 				err = q.RegistrationTokenComplete(ctx, &b, d.Token)
 			}
+		case eventlog.TypeRegistrationTokenUpdated:
+			var d eventlog.RegistrationTokenUpdated
+			if err = e.Decode(&d); err == nil {
+				err = q.RegistrationTokenUpdate(ctx, &b, writedb.RegistrationTokenUpdateParams{
+					Token: d.Token, UsesAllowed: d.UsesAllowed, ExpiryTime: d.ExpiryTime,
+				})
+			}
 		case eventlog.TypeRegistrationTokenRevoked:
 			var d eventlog.RegistrationTokenRevoked
 			if err = e.Decode(&d); err == nil {

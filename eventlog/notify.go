@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -144,4 +145,13 @@ func (n *Notifier) listenOnce(ctx context.Context) error {
 			n.wakeLocal()
 		}
 	}
+}
+
+// Announce sends the NOTIFY that wakes every process's subscribers, at once; for tools
+// that append without running a Notifier.
+func Announce(ctx context.Context, q interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}) error {
+	_, err := q.Exec(ctx, "SELECT pg_notify($1, '')", notifyChannel)
+	return err
 }

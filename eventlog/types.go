@@ -19,6 +19,7 @@ const (
 	TypeRegistrationTokenCreated = "registration_token.created.v1"
 	TypeRegistrationTokenUsed    = "registration_token.used.v1"
 	TypeRegistrationTokenRevoked = "registration_token.revoked.v1"
+	TypeRegistrationTokenUpdated = "registration_token.updated.v1"
 )
 
 // Types lists every event type Spelt writes.
@@ -26,7 +27,7 @@ var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
 	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
-	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked,
+	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked, TypeRegistrationTokenUpdated,
 }
 
 // UserStream is the stream of a user's account events.
@@ -150,6 +151,14 @@ type RegistrationTokenCreated struct {
 type RegistrationTokenUsed struct {
 	Token  string `json:"token"`
 	UserID string `json:"user_id"`
+}
+
+// RegistrationTokenUpdated: an operator changed the token's limits; both fields are
+// the new values (nil: no limit).
+type RegistrationTokenUpdated struct {
+	Token       string     `json:"token"`
+	UsesAllowed *int32     `json:"uses_allowed"`
+	ExpiryTime  *time.Time `json:"expiry_time"`
 }
 
 // RegistrationTokenRevoked: an operator revoked the token.

@@ -37,4 +37,12 @@ func (s *Server) routes() {
 	// Synapse-compatible shared-secret registration, for operators and test suites.
 	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)
 	e.POST("/_synapse/admin/v1/register", s.adminRegister, s.register.middleware)
+
+	// Synapse-compatible admin API (server admins only).
+	a := e.Group("/_synapse/admin/v1", auth, requireAdmin)
+	a.GET("/registration_tokens", s.adminListRegistrationTokens)
+	a.POST("/registration_tokens/new", s.adminNewRegistrationToken)
+	a.GET("/registration_tokens/:token", s.adminGetRegistrationToken)
+	a.PUT("/registration_tokens/:token", s.adminUpdateRegistrationToken)
+	a.DELETE("/registration_tokens/:token", s.adminDeleteRegistrationToken)
 }

@@ -52,6 +52,9 @@ type Commands interface {
 	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, auth *commands.AuthDict) (eventlog.Position, error)
 	DeleteDevices(ctx context.Context, meta commands.Meta, userID string, deviceIDs []string, auth *commands.AuthDict) (eventlog.Position, error)
 	RenameDevice(ctx context.Context, meta commands.Meta, userID, deviceID, name string) (eventlog.Position, error)
+	CreateRegistrationToken(ctx context.Context, meta commands.Meta, token string, usesAllowed *int32, expiry *time.Time) (string, eventlog.Position, error)
+	UpdateRegistrationToken(ctx context.Context, meta commands.Meta, token string, ch commands.RegistrationTokenChange) (eventlog.Position, error)
+	RevokeRegistrationToken(ctx context.Context, meta commands.Meta, token string) (eventlog.Position, error)
 	IssueLoginToken(ctx context.Context, meta commands.Meta, userID string, auth *commands.AuthDict) (commands.IssuedLoginToken, error)
 	LoginWithToken(ctx context.Context, meta commands.Meta, req commands.TokenLogin) (commands.LoggedIn, error)
 	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
@@ -64,6 +67,7 @@ type Queries interface {
 	LocalpartTaken(ctx context.Context, localpart string) (bool, error)
 	RegistrationTokenLookup(ctx context.Context, token string) (queries.RegistrationToken, error)
 	Devices(ctx context.Context, userID string) ([]queries.Device, error)
+	RegistrationTokens(ctx context.Context) ([]queries.RegistrationToken, error)
 	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
 }
 

@@ -467,7 +467,8 @@ func (RegistrationTokens) Tables() []string { return []string{"registration_toke
 // Handles implements Projector.
 func (RegistrationTokens) Handles(t string) bool {
 	switch t {
-	case eventlog.TypeRegistrationTokenCreated, eventlog.TypeRegistrationTokenUsed, eventlog.TypeRegistrationTokenRevoked:
+	case eventlog.TypeRegistrationTokenCreated, eventlog.TypeRegistrationTokenUsed, eventlog.TypeRegistrationTokenRevoked,
+		eventlog.TypeRegistrationTokenUpdated:
 		return true
 	}
 	return false
@@ -491,6 +492,13 @@ func (RegistrationTokens) Apply(ctx context.Context, tx pgx.Tx, events []eventlo
 			var d eventlog.RegistrationTokenUsed
 			if err = e.Decode(&d); err == nil {
 				err = q.RegistrationTokenCompleted(ctx, &b, d.Token)
+			}
+		case eventlog.TypeRegistrationTokenUpdated:
+			var d eventlog.RegistrationTokenUpdated
+			if err = e.Decode(&d); err == nil {
+				err = q.RegistrationTokenUpdated(ctx, &b, projdb.RegistrationTokenUpdatedParams{
+					Token: d.Token, UsesAllowed: d.UsesAllowed, ExpiryTime: d.ExpiryTime,
+				})
 			}
 		case eventlog.TypeRegistrationTokenRevoked:
 			var d eventlog.RegistrationTokenRevoked

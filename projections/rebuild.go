@@ -91,3 +91,41 @@ func (r *Runner) selectProjectors(names []string) ([]Projector, error) {
 	}
 	return out, nil
 }
+
+// CatchUp brings the named projectors (all when none are named) up to the last event
+// committed now: itself, for those no other process runs, and by waiting for the
+// process that runs the others. Tools that read read models (spelt admin) call it.
+func (r *Runner) CatchUp(ctx context.Context, names ...string) error {
+	selected, err := r.selectProjectors(names)
+	if err != nil {
+		return err
+	}
+	target, err := eventlog.Last(ctx, r.pool, eventlog.Bound{})
+	if err != nil {
+		return err
+	}
+	locks, err := newLockConn(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	defer locks.close()
+	for _, p := range selected {
+		ok, err := locks.try(ctx, lockID(p.Name()))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := r.WaitFor(ctx, target, p.Name()); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.prepare(ctx, r.pool, p); err != nil {
+			return err
+		}
+		if _, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, target, false, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -36,6 +36,7 @@ type Identity struct {
 	UserID   string
 	DeviceID string
 	IsGuest  bool
+	IsAdmin  bool
 }
 
 // Authenticate resolves an access token. Expired tokens, tokens of deactivated users
@@ -55,7 +56,7 @@ func (q *Queries) Authenticate(ctx context.Context, token string) (id Identity, 
 	if row.ExpiresAt != nil && !q.now().Before(*row.ExpiresAt) {
 		return Identity{}, true, ErrUnknownToken
 	}
-	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest}, false, nil
+	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin}, false, nil
 }
 
 // LocalpartTaken reports whether an account with the localpart exists.
@@ -87,4 +88,17 @@ func (q *Queries) RegistrationTokenLookup(ctx context.Context, token string) (Re
 		return RegistrationToken{}, fmt.Errorf("registration token: %w", err)
 	}
 	return RegistrationToken(row), nil
+}
+
+// RegistrationTokens lists the tokens not revoked.
+func (q *Queries) RegistrationTokens(ctx context.Context) ([]RegistrationToken, error) {
+	rows, err := q.q.RegistrationTokenList(ctx, q.pool)
+	if err != nil {
+		return nil, fmt.Errorf("registration tokens: %w", err)
+	}
+	out := make([]RegistrationToken, len(rows))
+	for i, r := range rows {
+		out[i] = RegistrationToken(r)
+	}
+	return out, nil
 }

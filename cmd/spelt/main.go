@@ -30,6 +30,7 @@ func subcommands() map[string]subcommand {
 		"replay":  {"rebuild read models (and the write model) from the event log", runReplay},
 		"verify":  {"check the event log's hash chains and signed seals", runVerify},
 		"version": {"print the version", runVersion},
+		"admin":   {"operator commands: registration-token create|list|revoke", runAdmin},
 	}
 }
 

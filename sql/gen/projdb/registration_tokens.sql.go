@@ -44,3 +44,19 @@ func (q *Queries) RegistrationTokenRevoked(ctx context.Context, db DBTX, token s
 	_, err := db.Exec(ctx, registrationTokenRevoked, token)
 	return err
 }
+
+const registrationTokenUpdated = `-- name: RegistrationTokenUpdated :exec
+UPDATE registration_tokens SET uses_allowed = $1, expiry_time = $2
+WHERE token = $3
+`
+
+type RegistrationTokenUpdatedParams struct {
+	UsesAllowed *int32
+	ExpiryTime  *time.Time
+	Token       string
+}
+
+func (q *Queries) RegistrationTokenUpdated(ctx context.Context, db DBTX, arg RegistrationTokenUpdatedParams) error {
+	_, err := db.Exec(ctx, registrationTokenUpdated, arg.UsesAllowed, arg.ExpiryTime, arg.Token)
+	return err
+}

@@ -11,7 +11,7 @@ import (
 )
 
 const accessTokenLookup = `-- name: AccessTokenLookup :one
-SELECT t.user_id, t.device_id, t.expires_at, a.is_guest, a.deactivated
+SELECT t.user_id, t.device_id, t.expires_at, a.is_guest, a.is_admin, a.deactivated
 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 WHERE t.token_hash = $1
 `
@@ -21,6 +21,7 @@ type AccessTokenLookupRow struct {
 	DeviceID    string
 	ExpiresAt   *time.Time
 	IsGuest     bool
+	IsAdmin     bool
 	Deactivated bool
 }
 
@@ -32,6 +33,7 @@ func (q *Queries) AccessTokenLookup(ctx context.Context, db DBTX, tokenHash []by
 		&i.DeviceID,
 		&i.ExpiresAt,
 		&i.IsGuest,
+		&i.IsAdmin,
 		&i.Deactivated,
 	)
 	return i, err
@@ -103,6 +105,38 @@ func (q *Queries) DeviceListByUser(ctx context.Context, db DBTX, userID string) 
 			&i.DisplayName,
 			&i.LastSeenIp,
 			&i.LastSeenTs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const registrationTokenList = `-- name: RegistrationTokenList :many
+SELECT token, uses_allowed, pending, completed, expiry_time, revoked
+FROM registration_tokens WHERE NOT revoked ORDER BY token
+`
+
+func (q *Queries) RegistrationTokenList(ctx context.Context, db DBTX) ([]RegistrationToken, error) {
+	rows, err := db.Query(ctx, registrationTokenList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RegistrationToken{}
+	for rows.Next() {
+		var i RegistrationToken
+		if err := rows.Scan(
+			&i.Token,
+			&i.UsesAllowed,
+			&i.Pending,
+			&i.Completed,
+			&i.ExpiryTime,
+			&i.Revoked,
 		); err != nil {
 			return nil, err
 		}

@@ -62,3 +62,19 @@ func (q *Queries) RegistrationTokenRevoke(ctx context.Context, db DBTX, token st
 	_, err := db.Exec(ctx, registrationTokenRevoke, token)
 	return err
 }
+
+const registrationTokenUpdate = `-- name: RegistrationTokenUpdate :exec
+UPDATE writemodel.registration_tokens SET uses_allowed = $1, expiry_time = $2
+WHERE token = $3
+`
+
+type RegistrationTokenUpdateParams struct {
+	UsesAllowed *int32
+	ExpiryTime  *time.Time
+	Token       string
+}
+
+func (q *Queries) RegistrationTokenUpdate(ctx context.Context, db DBTX, arg RegistrationTokenUpdateParams) error {
+	_, err := db.Exec(ctx, registrationTokenUpdate, arg.UsesAllowed, arg.ExpiryTime, arg.Token)
+	return err
+}

@@ -8,3 +8,7 @@ UPDATE registration_tokens SET completed = completed + 1 WHERE token = @token;
 
 -- name: RegistrationTokenRevoked :exec
 UPDATE registration_tokens SET revoked = true WHERE token = @token;
+
+-- name: RegistrationTokenUpdated :exec
+UPDATE registration_tokens SET uses_allowed = @uses_allowed, expiry_time = @expiry_time
+WHERE token = @token;

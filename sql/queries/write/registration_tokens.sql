@@ -11,3 +11,7 @@ UPDATE writemodel.registration_tokens SET completed = completed + 1 WHERE token 
 
 -- name: RegistrationTokenRevoke :exec
 UPDATE writemodel.registration_tokens SET revoked = true WHERE token = @token;
+
+-- name: RegistrationTokenUpdate :exec
+UPDATE writemodel.registration_tokens SET uses_allowed = @uses_allowed, expiry_time = @expiry_time
+WHERE token = @token;
