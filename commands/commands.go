@@ -19,6 +19,7 @@ type Config struct {
 	ServerName           string
 	RegistrationEnabled  bool
 	RegistrationRequires bool // registration needs a registration token
+	Guests               bool // guest accounts are allowed
 	AccessTokenLifetime  time.Duration
 	// RefreshableLifetime is the lifetime of access tokens issued with a refresh token.
 	RefreshableLifetime time.Duration

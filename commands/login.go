@@ -169,4 +169,3 @@ func (c *Commands) LogoutAll(ctx context.Context, meta Meta, userID string) (eve
 		}}, nil
 	})
 }
-

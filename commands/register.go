@@ -43,11 +43,11 @@ const maxPasswordLength = 512
 // completing the flow's stages creates the account and, unless inhibited, logs in a
 // device.
 func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Registered, error) {
+	if req.Guest {
+		return c.registerGuest(ctx, meta, req)
+	}
 	if !c.cfg.RegistrationEnabled {
 		return Registered{}, ErrRegistrationDisabled
-	}
-	if req.Guest {
-		return Registered{}, ErrGuestsDisabled
 	}
 	if len(req.Password) > maxPasswordLength {
 		return Registered{}, badRequest("password too long")
@@ -115,6 +115,43 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	}
 	out.Position = pos
 	return out, nil
+}
+
+// registerGuest creates a guest account: no user-interactive authentication, no
+// password, and a numeric localpart (numeric IDs are reserved for guests), as Synapse
+// does.
+func (c *Commands) registerGuest(ctx context.Context, meta Meta, req Register) (Registered, error) {
+	if !c.cfg.Guests {
+		return Registered{}, ErrGuestsDisabled
+	}
+	login := c.newLogin("", req.InitialDeviceDisplayName, req.RefreshToken)
+	var userID string
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		lp := randomDigits(12)
+		userID = mxid.UserID(lp, c.cfg.ServerName)
+		// A clash with an existing guest fails the append (NoStream) and the command
+		// runs again with another number.
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
+			Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp, Guest: true},
+		}, login.event(userID)}, nil
+	})
+	if err != nil {
+		return Registered{}, err
+	}
+	return Registered{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token, RefreshToken: login.refreshToken,
+		ExpiresIn: login.expiresIn, Position: pos}, nil
+}
+
+func randomDigits(n int) string {
+	s := []byte(tokens.RandomUpper(n))
+	for i := range s {
+		s[i] = '0' + (s[i]-'A')%10
+	}
+	if s[0] == '0' {
+		s[0] = '1'
+	}
+	return string(s)
 }
 
 // RegisterAdmin creates an account without user-interactive authentication, for an

@@ -147,7 +147,9 @@ type Authenticator interface {
 
 // requireAuth authenticates the request's access token (Authorization: Bearer, or the
 // deprecated access_token query parameter), and notes the device as seen.
-func requireAuth(auth Authenticator, seen *seenTracker) echo.MiddlewareFunc {
+// Guests get through only where allowGuests is set: the endpoints the spec lists under
+// "Guest access"; elsewhere they get 403 M_GUEST_ACCESS_FORBIDDEN.
+func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token := ""
@@ -170,6 +172,9 @@ func requireAuth(auth Authenticator, seen *seenTracker) echo.MiddlewareFunc {
 						Message: "Access token has expired", Extra: map[string]any{"soft_logout": true}}
 				}
 				return err
+			}
+			if id.IsGuest && !allowGuests {
+				return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guest access is not allowed here")
 			}
 			c.Set(identityKey, id)
 			if seen != nil {

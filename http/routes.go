@@ -4,7 +4,8 @@ package http
 // known paths with another method 405 M_UNRECOGNIZED (errors.go).
 func (s *Server) routes() {
 	e := s.echo
-	auth := requireAuth(s.q, s.seen)
+	auth := requireAuth(s.q, s.seen, false)
+	guestAuth := requireAuth(s.q, s.seen, true) // endpoints the spec opens to guests
 
 	// Discovery (spec: client-server API, "Server Discovery" and "API Standards").
 	e.GET("/.well-known/matrix/client", s.wellKnownClient)
@@ -20,17 +21,17 @@ func (s *Server) routes() {
 	c.POST("/login", s.postLogin, s.login.middleware)
 	c.POST("/refresh", s.refresh, s.login.middleware)
 	e.POST("/_matrix/client/v1/login/get_token", s.getLoginToken, auth, s.login.middleware)
-	c.GET("/account/whoami", s.whoami, auth)
-	c.POST("/logout", s.logout, auth)
+	c.GET("/account/whoami", s.whoami, guestAuth)
+	c.POST("/logout", s.logout, guestAuth)
 	c.POST("/logout/all", s.logoutAll, auth)
 	c.POST("/account/password", s.changePassword, auth)
 	c.POST("/account/deactivate", s.deactivate, auth)
 	c.GET("/capabilities", s.capabilities, auth)
 
 	// Devices (spec: client-server API, "Device management").
-	c.GET("/devices", s.listDevices, auth)
-	c.GET("/devices/:deviceId", s.getDevice, auth)
-	c.PUT("/devices/:deviceId", s.putDevice, auth)
+	c.GET("/devices", s.listDevices, guestAuth)
+	c.GET("/devices/:deviceId", s.getDevice, guestAuth)
+	c.PUT("/devices/:deviceId", s.putDevice, guestAuth)
 	c.DELETE("/devices/:deviceId", s.deleteDevice, auth)
 	c.POST("/delete_devices", s.deleteDevices, auth)
 

@@ -417,3 +417,44 @@ func TestHelp(t *testing.T) {
 		t.Errorf("bad config: exit %d\n%s", code, errb.String())
 	}
 }
+
+func TestGuests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, func(c *config.Config) {
+		c.Registration.Guests = true
+		c.Registration.Enabled = false // guests do not need open registration
+	}).start()
+	reg, _, err := s.client("", "").RegisterGuest(ctx, &mautrix.ReqRegister[any]{InitialDeviceDisplayName: "guest phone"})
+	if err != nil || reg.AccessToken == "" {
+		t.Fatalf("guest registration: %+v %v", reg, err)
+	}
+	lp := strings.TrimPrefix(strings.TrimSuffix(string(reg.UserID), ":spelt.test"), "@")
+	if strings.Trim(lp, "0123456789") != "" {
+		t.Errorf("guest user ID %s is not numeric", reg.UserID)
+	}
+	status, _, body := s.raw("GET", "/_matrix/client/v3/account/whoami", reg.AccessToken, nil)
+	if status != 200 || body["is_guest"] != true || body["user_id"] != string(reg.UserID) {
+		t.Fatalf("guest whoami: %d %v", status, body)
+	}
+	if status, _, body := s.raw("GET", "/_matrix/client/v3/devices", reg.AccessToken, nil); status != 200 {
+		t.Errorf("guest devices: %d %v", status, body)
+	}
+	for _, ep := range []struct{ method, path, body string }{
+		{"POST", "/_matrix/client/v3/account/password", `{"new_password":"x"}`},
+		{"POST", "/_matrix/client/v3/account/deactivate", `{}`},
+		{"POST", "/_matrix/client/v3/delete_devices", `{"devices":[]}`},
+		{"POST", "/_matrix/client/v1/login/get_token", `{}`},
+		{"GET", "/_matrix/client/v3/capabilities", ``},
+	} {
+		var b []byte
+		if ep.body != "" {
+			b = []byte(ep.body)
+		}
+		status, _, body := s.raw(ep.method, ep.path, reg.AccessToken, b)
+		wantError(t, "guest "+ep.path, status, body, 403, "M_GUEST_ACCESS_FORBIDDEN")
+	}
+	// Ordinary registration stays closed.
+	status, _, body = s.raw("POST", "/_matrix/client/v3/register", "", []byte(`{"username":"x","password":"y"}`))
+	wantError(t, "user registration", status, body, 403, "M_FORBIDDEN")
+}

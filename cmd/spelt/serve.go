@@ -89,6 +89,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		ServerName:           cfg.ServerName,
 		RegistrationEnabled:  cfg.Registration.Enabled,
 		RegistrationRequires: cfg.Registration.RequireToken,
+		Guests:               cfg.Registration.Guests,
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
 		RefreshableLifetime:  cfg.Auth.RefreshableAccessTokenLifetime.Duration,
 	}, e.logger)

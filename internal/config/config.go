@@ -87,6 +87,8 @@ type Registration struct {
 	SharedSecret string `toml:"shared_secret"`
 	// RequireToken makes client registration require a registration token.
 	RequireToken bool `toml:"require_token"`
+	// Guests allows guest accounts (POST /register?kind=guest).
+	Guests bool `toml:"guests"`
 }
 
 // RateLimits is the [rate_limits] section: token buckets per client, refilled
@@ -191,6 +193,7 @@ func defaults() Config {
 			Enabled:      false,
 			SharedSecret: "",
 			RequireToken: false,
+			Guests:       false,
 		},
 		RateLimits: RateLimits{
 			Enabled:           true,

@@ -622,8 +622,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 24 {
-		t.Errorf("Config has %d keys, want 24; update this test and the example file", len(seen))
+	if len(seen) != 25 {
+		t.Errorf("Config has %d keys, want 25; update this test and the example file", len(seen))
 	}
 }
 
