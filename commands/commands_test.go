@@ -17,15 +17,8 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-func migrate(ctx context.Context, url string) error {
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	_, err = migrations.Up(ctx, pool)
-	return err
-}
+// migrate is the test databases' migration.
+var migrate = migrations.UpURL
 
 func newCommands(t *testing.T, cfg commands.Config) (*commands.Commands, *pgxpool.Pool) {
 	t.Helper()

@@ -24,15 +24,8 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // migrate is the template migration of every test database.
-func migrate(ctx context.Context, url string) error {
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	_, err = migrations.Up(ctx, pool)
-	return err
-}
+// migrate is the test databases' migration.
+var migrate = migrations.UpURL
 
 // testTimeout bounds every wait of a test: generous, because the tests of the package
 // share one cluster, and a transaction anywhere in it holds back every reader's horizon.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -17,74 +16,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
-	"spelt.dev/spelt/internal/pgembed"
+	"spelt.dev/spelt/internal/testkit"
 	"spelt.dev/spelt/projections"
 	"spelt.dev/spelt/sql/migrations"
 )
 
-// durableDB starts a private PostgreSQL cluster with its default durability (fsync and
-// synchronous_commit on: testkit's cluster has them off, which makes commit latency
-// meaningless), migrates a database in it and returns a pool on it. The cluster is
-// stopped and deleted when b ends.
 func durableDB(b *testing.B, maxConns int32) *pgxpool.Pool {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "spelt-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		// The server runs as postgres for root: let it into the directory.
-		if err := os.Chmod(dir, 0o711); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cluster, err := pgembed.Start(ctx, pgembed.Options{DataDir: filepath.Join(dir, "pg"), Fast: false})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := cluster.Stop(context.Background()); err != nil {
-			b.Errorf("stop cluster: %v", err)
-		}
-	})
-	if err := cluster.EnsureDatabase(ctx, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(cluster.URL("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = maxConns
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if _, err := migrations.Up(ctx, pool); err != nil {
-		b.Fatal(err)
-	}
-	var fsync, syncCommit string
-	if err := pool.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit); err != nil {
-		b.Fatal(err)
-	}
-	if fsync != "on" || syncCommit != "on" {
-		b.Fatalf("benchmark cluster has fsync=%s synchronous_commit=%s, want both on", fsync, syncCommit)
-	}
-	return pool
+	return testkit.DurableDB(b, migrations.UpURL, maxConns)
 }
 
-// percentile returns the q-quantile (nearest rank) of sorted durations, in ms.
-func percentile(sorted []time.Duration, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted))+0.999999) - 1
-	i = max(0, min(i, len(sorted)-1))
-	return float64(sorted[i]) / float64(time.Millisecond)
-}
+func percentile(sorted []time.Duration, q float64) float64 { return testkit.Percentile(sorted, q) }
 
 func benchLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -19,7 +19,6 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
@@ -39,15 +38,8 @@ func TestMain(m *testing.M) {
 	testkit.Main(m)
 }
 
-func migrate(ctx context.Context, url string) error {
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	_, err = migrations.Up(ctx, pool)
-	return err
-}
+// migrate is the test databases' migration.
+var migrate = migrations.UpURL
 
 const testServerName = "spelt.test"
 

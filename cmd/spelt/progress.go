@@ -92,3 +92,29 @@ func (p *progress) draw(final bool) {
 	}
 	fmt.Fprintf(p.w, "%s: %d/%d events (%.1f%%), %.0f events/s, ETA %s\n", p.label, p.done, p.total, pct, rate, eta)
 }
+
+// phases shows one progress bar per phase (a projector of a rebuild), each finished
+// when the next starts.
+type phases struct {
+	w     io.Writer
+	total int64
+	name  string
+	bar   *progress
+}
+
+func newPhases(w io.Writer, total int64) *phases { return &phases{w: w, total: total} }
+
+func (p *phases) add(name string, n int) {
+	if p.bar == nil || name != p.name {
+		p.finish()
+		p.name, p.bar = name, newProgress(p.w, name, p.total)
+	}
+	p.bar.add(n)
+}
+
+func (p *phases) finish() {
+	if p.bar != nil {
+		p.bar.finish()
+		p.bar = nil
+	}
+}

@@ -91,25 +91,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	bars := map[string]*progress{}
-	err = runner.Rebuild(ctx, e.pool, projections.RebuildOptions{
-		Projectors: selected,
-		Progress: func(name string, n int) {
-			b := bars[name]
-			if b == nil {
-				for _, other := range bars {
-					other.finish()
-				}
-				clear(bars)
-				b = newProgress(stderr, name, total)
-				bars[name] = b
-			}
-			b.add(n)
-		},
-	})
-	for _, b := range bars {
-		b.finish()
-	}
+	bars := newPhases(stderr, total)
+	err = runner.Rebuild(ctx, e.pool, projections.RebuildOptions{Projectors: selected, Progress: bars.add})
+	bars.finish()
 	if err != nil {
 		return err
 	}
@@ -156,25 +140,11 @@ func replayInto(ctx context.Context, e *env, runner *projections.Runner, schema 
 		return err
 	}
 	defer pool.Close()
-	bars := map[string]*progress{}
+	bars := newPhases(stderr, total)
 	err = runner.Rebuild(ctx, pool, projections.RebuildOptions{
-		Projectors: names, Until: bound, LockScope: schema + ".",
-		Progress: func(name string, n int) {
-			b := bars[name]
-			if b == nil {
-				for _, other := range bars {
-					other.finish()
-				}
-				clear(bars)
-				b = newProgress(stderr, name, total)
-				bars[name] = b
-			}
-			b.add(n)
-		},
+		Projectors: names, Until: bound, LockScope: schema + ".", Progress: bars.add,
 	})
-	for _, b := range bars {
-		b.finish()
-	}
+	bars.finish()
 	if err != nil {
 		return errors.Join(err, fmt.Errorf("schema %s is incomplete: drop it before retrying", schema))
 	}

@@ -60,3 +60,15 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (current, latest int64, er
 	}
 	return current, latest, nil
 }
+
+// UpURL applies every pending migration to the database at url (tests: the shape of
+// testkit's migrate function).
+func UpURL(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, err = Up(ctx, pool)
+	return err
+}
