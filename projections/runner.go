@@ -29,6 +29,7 @@ type Runner struct {
 	projectors []Projector
 	states     map[string]*state
 	q          *projdb.Queries
+	announce   *announcer
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
@@ -47,6 +48,7 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		projectors: projectors,
 		states:     make(map[string]*state, len(projectors)),
 		q:          projdb.New(),
+		announce:   newAnnouncer(pool),
 		BatchSize:  2000,
 		IdlePoll:   500 * time.Millisecond,
 	}
@@ -67,6 +69,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer locks.close()
 	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		r.announce.run(ctx, r.logger)
+	}()
+	go func() {
+		defer wg.Done()
+		r.listen(ctx)
+	}()
 	errs := make(chan error, len(r.projectors))
 	for _, p := range r.projectors {
 		wg.Add(1)
@@ -220,6 +231,7 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 		last := events[len(events)-1].Position
 		total += int64(len(events))
 		r.states[p.Name()].advance(last)
+		r.announce.moved(p.Name())
 		if progress != nil {
 			progress(len(events))
 		}
@@ -319,7 +331,11 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 		wake = ch
 	}
 	ackDeadline := 10 * time.Second
-	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: st.advance}, wsql.SubscriberConfig{
+	committed := func(pos eventlog.Position) {
+		st.advance(pos)
+		r.announce.moved(p.Name())
+	}
+	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
 		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: 100},
 		OffsetsAdapter: checkpointOffsets{},
@@ -418,8 +434,9 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...st
 			case <-ctx.Done():
 				return fmt.Errorf("wait for %s to reach %s: %w", name, pos, ctx.Err())
 			case <-changed:
-			case <-time.After(100 * time.Millisecond):
-				// The projector may run in another process: read its checkpoint.
+			case <-time.After(time.Second):
+				// The projector may run in another process, whose announcement we may
+				// have missed (reconnecting): read its checkpoint.
 				cp, err := r.q.CheckpointGet(ctx, r.pool, name)
 				if err == nil {
 					st.advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+)
+
+// TestTwoProcesses runs two servers on one database, as an operator scaling out would:
+// each projector runs in one of them, and a request served by the other still reads
+// its own write at once (the projecting process announces its progress).
+func TestTwoProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTestEnv(t, nil)
+	a := te.start()
+	b := te.start()
+	var took []time.Duration
+	for i := range 8 {
+		s := []*testServer{a, b}[i%2]
+		start := time.Now()
+		reg := s.register(ctx, fmt.Sprintf("multi%d", i), "pw")
+		// The other process accepts the new token at once too.
+		other := []*testServer{b, a}[i%2]
+		if who, err := other.client("", reg.AccessToken).Whoami(ctx); err != nil || who.UserID != reg.UserID {
+			t.Fatalf("whoami through the other process: %+v %v", who, err)
+		}
+		took = append(took, time.Since(start))
+		if _, err := s.client("", "").Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "pw",
+			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: fmt.Sprintf("multi%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	// Without the announcements a waiting process would find out at its next checkpoint
+	// poll, a second later.
+	if med := took[len(took)/2]; med > 500*time.Millisecond {
+		t.Errorf("median register+whoami across processes took %v", med)
+	}
+	t.Logf("register + whoami across two processes: median %v, max %v", took[len(took)/2], took[len(took)-1])
+}

@@ -1,0 +1,115 @@
+package projections
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/eventlog"
+)
+
+// projectedChannel is the PostgreSQL NOTIFY channel on which a process says which of
+// its projectors moved, so that requests waiting in other processes (WaitFor) learn it
+// at once instead of at their next checkpoint poll.
+const projectedChannel = "spelt_projected"
+
+// announcer sends one NOTIFY per burst of commits, naming the projectors that moved;
+// while one is being sent, the next burst accumulates.
+type announcer struct {
+	pool     *pgxpool.Pool
+	instance string
+	signal   chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]bool
+}
+
+func newAnnouncer(pool *pgxpool.Pool) *announcer {
+	return &announcer{pool: pool, instance: uuid.NewString(), signal: make(chan struct{}, 1), pending: map[string]bool{}}
+}
+
+func (a *announcer) moved(name string) {
+	a.mu.Lock()
+	a.pending[name] = true
+	a.mu.Unlock()
+	select {
+	case a.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (a *announcer) run(ctx context.Context, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.signal:
+		}
+		a.mu.Lock()
+		names := make([]string, 0, len(a.pending))
+		for n := range a.pending {
+			names = append(names, n)
+		}
+		clear(a.pending)
+		a.mu.Unlock()
+		payload := a.instance + " " + strings.Join(names, ",")
+		if _, err := a.pool.Exec(ctx, "SELECT pg_notify($1, $2)", projectedChannel, payload); err != nil && ctx.Err() == nil {
+			logger.WarnContext(ctx, "announcing projector progress failed", slog.Any("err", err))
+		}
+	}
+}
+
+// listen applies other processes' announcements: it reads the named projectors'
+// checkpoints and wakes the requests waiting for them.
+func (r *Runner) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.logger.WarnContext(ctx, "listening for projector progress failed; retrying", slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Runner) listenOnce(ctx context.Context) error {
+	pc, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+projectedChannel); err != nil {
+		return err
+	}
+	for {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		instance, names, _ := strings.Cut(note.Payload, " ")
+		if instance == r.announce.instance {
+			continue
+		}
+		for _, name := range strings.Split(names, ",") {
+			st, ok := r.states[name]
+			if !ok {
+				continue
+			}
+			cp, err := r.q.CheckpointGet(ctx, r.pool, name)
+			if err != nil {
+				return err
+			}
+			st.advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+		}
+	}
+}
+
