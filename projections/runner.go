@@ -402,7 +402,10 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 		if n == 0 {
 			return nil
 		}
-		_, err = r.applyEvents(ctx, sp, p, []eventlog.Event{e})
+		applied, err := r.applyEvents(ctx, sp, p, []eventlog.Event{e})
+		if err == nil && applied == 0 {
+			err = r.q.CheckpointUncount(ctx, sp, p.Name())
+		}
 		return err
 	})
 	if err != nil {

@@ -116,6 +116,17 @@ func (q *Queries) CheckpointReset(ctx context.Context, db DBTX, arg CheckpointRe
 	return err
 }
 
+const checkpointUncount = `-- name: CheckpointUncount :exec
+UPDATE projection_checkpoints SET events = events - 1 WHERE name = $1
+`
+
+// Takes back the count of an event that was skipped instead of applied, so that the
+// count is the same whichever path (live or batch) met it.
+func (q *Queries) CheckpointUncount(ctx context.Context, db DBTX, name string) error {
+	_, err := db.Exec(ctx, checkpointUncount, name)
+	return err
+}
+
 const failureRecord = `-- name: FailureRecord :exec
 INSERT INTO projection_failures (name, transaction_id, "offset", event_type, error)
 VALUES ($1, $2, $3, $4, $5)

@@ -25,3 +25,8 @@ SELECT name, version, transaction_id, "offset", events FROM projection_checkpoin
 INSERT INTO projection_failures (name, transaction_id, "offset", event_type, error)
 VALUES (@name, @transaction_id, @offset_, @event_type, @error)
 ON CONFLICT DO NOTHING;
+
+-- name: CheckpointUncount :exec
+-- Takes back the count of an event that was skipped instead of applied, so that the
+-- count is the same whichever path (live or batch) met it.
+UPDATE projection_checkpoints SET events = events - 1 WHERE name = @name;
