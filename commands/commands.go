@@ -23,6 +23,11 @@ type Config struct {
 	AccessTokenLifetime  time.Duration
 	// RefreshableLifetime is the lifetime of access tokens issued with a refresh token.
 	RefreshableLifetime time.Duration
+	// RegistrationRequiresEmail makes registration prove an e-mail address
+	// (m.login.email.identity), which becomes the account's 3PID.
+	RegistrationRequiresEmail bool
+	// ThreepidTokenLifetime is how long a mailed validation token works (an hour when 0).
+	ThreepidTokenLifetime time.Duration
 }
 
 // Commands runs commands against the log and the write model.

@@ -53,3 +53,14 @@ func (e *AuthRequiredError) Error() string {
 }
 
 func (e *AuthRequiredError) Unwrap() error { return e.Cause }
+
+// Errors of third-party identifiers (3PIDs).
+var (
+	ErrThreepidMediumNotSupported = errors.New("this homeserver cannot validate third-party identifiers of this medium")
+	ErrThreepidInUse              = errors.New("third-party identifier already in use")
+	ErrThreepidNotFound           = errors.New("no account has this third-party identifier")
+	ErrThreepidAuthFailed         = errors.New("third-party identifier not validated")
+	ErrNoValidSession             = errors.New("no validation session matches sid, client_secret and token")
+	ErrThreepidSessionExpired     = errors.New("the validation token has expired: request a new one")
+	ErrIdentityServerNotTrusted   = errors.New("this homeserver uses no identity server")
+)

@@ -58,7 +58,10 @@ func (l pendingLogin) event(userID string) eventlog.NewEvent {
 // Login asks for an access token with a password (POST /login, m.login.password).
 type Login struct {
 	// User is a localpart or a full user ID.
-	User                     string
+	User string
+	// Medium and Address name the user by a 3PID of their account instead
+	// (m.id.thirdparty, m.id.phone).
+	Medium, Address          string
 	Password                 string
 	DeviceID                 string
 	InitialDeviceDisplayName *string
@@ -78,6 +81,12 @@ type LoggedIn struct {
 // Login checks the password and logs in a device (a new one unless DeviceID names one).
 func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, error) {
 	userID := c.resolveUser(req.User)
+	if req.Medium != "" {
+		var err error
+		if userID, err = c.threepidLoginUser(ctx, req.Medium, req.Address); err != nil {
+			return LoggedIn{}, err
+		}
+	}
 	u, err := c.q.UserGet(ctx, c.pool, userID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		checkPassword(dummyHash, req.Password)

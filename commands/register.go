@@ -68,11 +68,16 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	if c.cfg.RegistrationRequires {
 		flow = []string{StageRegistrationToken}
 	}
+	flow = c.withEmailStage(flow)
 	var out Registered
 	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		email := registrationEmail{c: c}
 		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, auth: req.Auth},
 			func(stage string, done *eventlog.UIAStageCompleted) error {
+				if stage == StageEmailIdentity {
+					return email.check(ctx, tx, req.Auth, done)
+				}
 				if stage != StageRegistrationToken {
 					return badRequest("stage %q is not supported", stage)
 				}
@@ -82,6 +87,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 				done.Token = req.Auth.Token
 				return nil
 			})
+		events = append(events, email.used...)
 		if err != nil {
 			return events, err
 		}
@@ -97,6 +103,11 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
 			Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp, PasswordHash: hash},
 		})
+		added, err := email.added(ctx, tx, userID, stageDone.Session)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, added...)
 		if stageDone.Token != "" {
 			events = append(events, eventlog.NewEvent{
 				Stream: eventlog.RegistrationTokenStream(stageDone.Token), Type: eventlog.TypeRegistrationTokenUsed,

@@ -28,6 +28,10 @@ type AuthDict struct {
 	// password.
 	User     string
 	Password string
+	// ThreepidSID and ThreepidClientSecret are an m.login.email.identity stage's
+	// threepid_creds.
+	ThreepidSID          string
+	ThreepidClientSecret string
 }
 
 // uiaRequest is one request of a user-interactive authentication (spec: client-server

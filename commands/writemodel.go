@@ -16,7 +16,7 @@ import (
 // writeModelTables are emptied before a rebuild.
 var writeModelTables = []string{
 	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
-	"writemodel.refresh_tokens", "writemodel.login_tokens",
+	"writemodel.refresh_tokens", "writemodel.login_tokens", "writemodel.threepid_sessions", "writemodel.user_threepids",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the
@@ -135,6 +135,9 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err = e.Decode(&d); err == nil {
 				err = q.RegistrationTokenRevoke(ctx, &b, d.Token)
 			}
+		}
+		if err == nil {
+			err = applyThreepidWriteModel(ctx, &b, q, e)
 		}
 		if err != nil {
 			return fmt.Errorf("write model: %w", err)

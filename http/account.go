@@ -29,6 +29,9 @@ func (s *Server) changePassword(c echo.Context) error {
 		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing new_password")
 	}
 	id := identity(c)
+	if id.UserID == "" {
+		return s.resetPassword(c, req, auth)
+	}
 	pos, err := s.cmd.ChangePassword(c.Request().Context(), meta(c, eventlog.OriginClient), commands.ChangePassword{
 		UserID: id.UserID, DeviceID: id.DeviceID, NewPassword: req.NewPassword,
 		LogoutDevices: req.LogoutDevices == nil || *req.LogoutDevices, Auth: auth,
@@ -65,7 +68,8 @@ func (s *Server) deactivate(c echo.Context) error {
 	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
 		return err
 	}
-	// Spelt binds no third-party identifiers yet, so there is nothing to unbind.
+	// Spelt binds no third-party identifiers to identity servers, so there is nothing
+	// to unbind.
 	return c.JSON(nethttp.StatusOK, map[string]string{"id_server_unbind_result": "success"})
 }
 
@@ -73,10 +77,10 @@ func (s *Server) deactivate(c echo.Context) error {
 func (s *Server) capabilities(c echo.Context) error {
 	return c.JSON(nethttp.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
-		// Profiles and third-party identifiers are not served yet.
+		// Profiles are not served yet; 3PIDs can change when Spelt can send e-mail.
 		"m.set_displayname": map[string]bool{"enabled": false},
 		"m.set_avatar_url":  map[string]bool{"enabled": false},
-		"m.3pid_changes":    map[string]bool{"enabled": false},
+		"m.3pid_changes":    map[string]bool{"enabled": s.cfg.Mailer != nil},
 		"m.get_login_token": map[string]bool{"enabled": true},
 	}})
 }

@@ -48,6 +48,19 @@ const (
 	codeLimitRetryHeader = "Retry-After"
 )
 
+// Error codes of third-party identifiers (spec: client-server API, "Other error codes";
+// the session ones are the identity service API's, whose submitToken parameters the
+// submit pages take).
+const (
+	codeThreepidInUse        = "M_THREEPID_IN_USE"
+	codeThreepidNotFound     = "M_THREEPID_NOT_FOUND"
+	codeThreepidAuthFailed   = "M_THREEPID_AUTH_FAILED"
+	codeThreepidMediumUnsupp = "M_THREEPID_MEDIUM_NOT_SUPPORTED"
+	codeServerNotTrusted     = "M_SERVER_NOT_TRUSTED"
+	codeNoValidSession       = "M_NO_VALID_SESSION"
+	codeSessionExpired       = "M_SESSION_EXPIRED"
+)
+
 // toMatrix maps any error a handler returns to the response the client gets. It is the
 // only place where domain errors meet status codes.
 func toMatrix(err error) *MatrixError {
@@ -89,6 +102,20 @@ func toMatrix(err error) *MatrixError {
 	case errors.Is(err, queries.ErrUnknownToken), errors.Is(err, commands.ErrUnknownRefreshToken):
 		return &MatrixError{Status: nethttp.StatusUnauthorized, Code: codeUnknownToken,
 			Message: "Unknown access token", Extra: map[string]any{"soft_logout": false}}
+	case errors.Is(err, commands.ErrThreepidMediumNotSupported):
+		return matrixErr(nethttp.StatusBadRequest, codeThreepidMediumUnsupp, "%s", err.Error())
+	case errors.Is(err, commands.ErrThreepidInUse):
+		return matrixErr(nethttp.StatusBadRequest, codeThreepidInUse, "Third-party identifier already in use")
+	case errors.Is(err, commands.ErrThreepidNotFound):
+		return matrixErr(nethttp.StatusBadRequest, codeThreepidNotFound, "No account has this third-party identifier")
+	case errors.Is(err, commands.ErrThreepidAuthFailed):
+		return matrixErr(nethttp.StatusBadRequest, codeThreepidAuthFailed, "%s", err.Error())
+	case errors.Is(err, commands.ErrNoValidSession):
+		return matrixErr(nethttp.StatusBadRequest, codeNoValidSession, "No validation session matches sid, client_secret and token")
+	case errors.Is(err, commands.ErrThreepidSessionExpired):
+		return matrixErr(nethttp.StatusBadRequest, codeSessionExpired, "The validation token has expired: request a new one")
+	case errors.Is(err, commands.ErrIdentityServerNotTrusted):
+		return matrixErr(nethttp.StatusBadRequest, codeServerNotTrusted, "This homeserver binds no third-party identifiers to identity servers")
 	case errors.As(err, &he):
 		switch he.Code {
 		case nethttp.StatusNotFound:
@@ -129,6 +156,12 @@ func uiaError(e *commands.AuthRequiredError) *MatrixError {
 			me.Code, me.Message = codeForbidden, "Invalid registration token"
 		case errors.As(e.Cause, &bad):
 			me.Code, me.Message = codeUnrecognized, bad.Reason
+		case errors.Is(e.Cause, commands.ErrThreepidAuthFailed):
+			me.Code, me.Message = codeThreepidAuthFailed, e.Cause.Error()
+		case errors.Is(e.Cause, commands.ErrThreepidInUse):
+			me.Code, me.Message = codeThreepidInUse, "Third-party identifier already in use"
+		case errors.Is(e.Cause, commands.ErrThreepidNotFound):
+			me.Code, me.Message = codeThreepidNotFound, "No account has this third-party identifier"
 		default:
 			me.Code, me.Message = codeForbidden, e.Cause.Error()
 		}

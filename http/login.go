@@ -16,13 +16,13 @@ func (s *Server) getLogin(c echo.Context) error {
 }
 
 type loginRequest struct {
-	Type       string `json:"type"`
-	Identifier *struct {
-		Type string `json:"type"`
-		User string `json:"user"`
-	} `json:"identifier"`
+	Type       string           `json:"type"`
+	Identifier *loginIdentifier `json:"identifier"`
 	// User is the deprecated top-level form of an m.id.user identifier.
-	User                     string  `json:"user"`
+	User string `json:"user"`
+	// Medium and Address are the deprecated top-level form of an m.id.thirdparty one.
+	Medium                   string  `json:"medium"`
+	Address                  string  `json:"address"`
 	Password                 string  `json:"password"`
 	Token                    string  `json:"token"`
 	DeviceID                 string  `json:"device_id"`
@@ -78,20 +78,25 @@ func (s *Server) postLogin(c echo.Context) error {
 // passwordLogin is POST /login with m.login.password.
 func (s *Server) passwordLogin(c echo.Context, req loginRequest) (commands.LoggedIn, error) {
 	user := req.User
+	medium, address := req.Medium, req.Address
 	if req.Identifier != nil {
-		if req.Identifier.Type != "m.id.user" {
+		switch req.Identifier.Type {
+		case "m.id.user":
+			user = req.Identifier.User
+		case "m.id.thirdparty", "m.id.phone", "": // the spec's 3PID login example has no type
+			medium, address = req.Identifier.threepid()
+		default:
 			return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", req.Identifier.Type)
 		}
-		user = req.Identifier.User
 	}
-	if user == "" {
+	if user == "" && (medium == "" || address == "") {
 		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing user identifier")
 	}
 	if req.Password == "" {
 		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing password")
 	}
 	return s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
-		User: user, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
+		User: user, Medium: medium, Address: address, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
 		RefreshToken: req.RefreshToken,
 	})
 }

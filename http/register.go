@@ -25,6 +25,10 @@ type authDict struct {
 	} `json:"identifier"`
 	// User is the deprecated form of an m.id.user identifier.
 	User string `json:"user"`
+	// ThreepidCreds are an m.login.email.identity stage's credentials; ThreePidCreds
+	// is their deprecated spelling.
+	ThreepidCreds *threepidCreds `json:"threepid_creds"`
+	ThreePidCreds *threepidCreds `json:"threePidCreds"`
 }
 
 // command returns a as the commands package takes it; nil stays nil.
@@ -38,6 +42,9 @@ func (a *authDict) command() (*commands.AuthDict, error) {
 			return nil, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", a.Identifier.Type)
 		}
 		d.User = a.Identifier.User
+	}
+	if cr := a.creds(); cr != nil {
+		d.ThreepidSID, d.ThreepidClientSecret = cr.SID, cr.ClientSecret
 	}
 	return d, nil
 }

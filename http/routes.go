@@ -24,7 +24,7 @@ func (s *Server) routes() {
 	c.GET("/account/whoami", s.whoami, guestAuth)
 	c.POST("/logout", s.logout, guestAuth)
 	c.POST("/logout/all", s.logoutAll, auth)
-	c.POST("/account/password", s.changePassword, auth)
+	c.POST("/account/password", s.changePassword, optionalAuth(s.q, s.seen)) // no token: reset by e-mail
 	c.POST("/account/deactivate", s.deactivate, auth)
 	c.GET("/capabilities", s.capabilities, auth)
 
@@ -34,6 +34,10 @@ func (s *Server) routes() {
 	c.PUT("/devices/:deviceId", s.putDevice, guestAuth)
 	c.DELETE("/devices/:deviceId", s.deleteDevice, auth)
 	c.POST("/delete_devices", s.deleteDevices, auth)
+
+	// Third-party identifiers (spec: client-server API, "Adding Account Administrative
+	// Contact Information"), the requestToken endpoints and the pages the e-mails link to.
+	s.threepidRoutes(auth)
 
 	// Synapse-compatible shared-secret registration, for operators and test suites.
 	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)

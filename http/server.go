@@ -32,6 +32,8 @@ type Config struct {
 	Version             string
 	// SeenFlushInterval is how often device sightings are recorded; a minute when zero.
 	SeenFlushInterval time.Duration
+	// Mailer sends the e-mail that validates addresses; nil when [email] is off.
+	Mailer Mailer
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -59,6 +61,7 @@ type Commands interface {
 	LoginWithToken(ctx context.Context, meta commands.Meta, req commands.TokenLogin) (commands.LoggedIn, error)
 	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
+	ThreepidCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -69,6 +72,7 @@ type Queries interface {
 	Devices(ctx context.Context, userID string) ([]queries.Device, error)
 	RegistrationTokens(ctx context.Context) ([]queries.RegistrationToken, error)
 	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
+	ThreepidQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

@@ -66,6 +66,10 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 	if status, _, body := s.raw("POST", "/_matrix/client/v3/refresh", "", mustJSON(t, map[string]string{"refresh_token": rt})); status != 200 {
 		t.Fatalf("refresh: %d %v", status, body)
 	}
+	// E-mail addresses (the server needs newTestEnv(t, withMailbox(t))): user4's goes
+	// with its deactivation below.
+	s.addEmail(tokens[2], "user2", "pw", "user2@example.org")
+	s.addEmail(tokens[4], "user4", "pw", "user4@example.org")
 	for _, op := range []struct{ path, token, body string }{
 		{"/_matrix/client/v3/account/password", tokens[5], `"new_password":"pw2",`},
 		{"/_matrix/client/v3/account/deactivate", tokens[4], ``},
@@ -98,7 +102,7 @@ func (s *testServer) waitProjected(ctx context.Context) {
 func TestReplayEqualityAndRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	te := newTestEnv(t, nil)
+	te := newTestEnv(t, withMailbox(t))
 	s := te.start()
 	busyServer(t, ctx, s)
 	s.stop()
@@ -215,7 +219,7 @@ func (te *testEnv) pool(t *testing.T) *pgx.Conn {
 func TestVerifyDetectsTampering(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	te := newTestEnv(t, nil)
+	te := newTestEnv(t, withMailbox(t))
 	s := te.start()
 	busyServer(t, ctx, s)
 	s.stop() // the last seal covers everything

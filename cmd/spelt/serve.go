@@ -14,6 +14,7 @@ import (
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
 	spelthttp "spelt.dev/spelt/http"
+	"spelt.dev/spelt/internal/mailer"
 	"spelt.dev/spelt/internal/signingkey"
 	"spelt.dev/spelt/projections"
 	"spelt.dev/spelt/queries"
@@ -92,7 +93,22 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		Guests:               cfg.Registration.Guests,
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
 		RefreshableLifetime:  cfg.Auth.RefreshableAccessTokenLifetime.Duration,
+
+		RegistrationRequiresEmail: cfg.Registration.RequireEmail,
+		ThreepidTokenLifetime:     cfg.Email.TokenLifetime.Duration,
 	}, e.logger)
+	var mail spelthttp.Mailer // stays nil (no e-mail) without an SMTP host
+	if cfg.Email.SMTPHost != "" {
+		m, err := mailer.New(mailer.Config{
+			Host: cfg.Email.SMTPHost, Port: cfg.Email.SMTPPort, User: cfg.Email.SMTPUser, Password: cfg.Email.SMTPPassword,
+			From: cfg.Email.From, RequireTLS: cfg.Email.RequireTLS,
+		})
+		if err != nil {
+			release()
+			return nil, err
+		}
+		mail = m
+	}
 	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
@@ -109,6 +125,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 			Page: cfg.Support.Page, AdminMatrixID: cfg.Support.AdminMatrixID, AdminEmail: cfg.Support.AdminEmail,
 		},
 		Version: version,
+		Mailer:  mail,
 	}
 	if e.tweakHTTP != nil {
 		e.tweakHTTP(&httpCfg)

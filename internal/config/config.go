@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -57,6 +58,7 @@ type Config struct {
 	HTTP         HTTP         `toml:"http"`
 	Auth         Auth         `toml:"auth"`
 	Support      Support      `toml:"support"`
+	Email        Email        `toml:"email"`
 }
 
 // Database is the [database] section.
@@ -89,6 +91,10 @@ type Registration struct {
 	RequireToken bool `toml:"require_token"`
 	// Guests allows guest accounts (POST /register?kind=guest).
 	Guests bool `toml:"guests"`
+	// RequireEmail makes client registration prove an e-mail address
+	// (m.login.email.identity), which becomes the account's 3PID. Needs
+	// [email] smtp_host.
+	RequireEmail bool `toml:"require_email"`
 }
 
 // RateLimits is the [rate_limits] section: token buckets per client, refilled
@@ -147,6 +153,30 @@ type Support struct {
 	AdminEmail string `toml:"admin_email"`
 }
 
+// Email is the [email] section: the SMTP server Spelt sends e-mail through
+// (3PID validation tokens). With SMTPHost empty Spelt sends none, and
+// answers requests to validate e-mail addresses with
+// M_THREEPID_MEDIUM_NOT_SUPPORTED.
+type Email struct {
+	// SMTPHost is the SMTP server's host name or address; empty turns e-mail
+	// off.
+	SMTPHost string `toml:"smtp_host"`
+	// SMTPPort is its port, 1..65535; 465 means implicit TLS (SMTPS), any
+	// other port STARTTLS.
+	SMTPPort int `toml:"smtp_port"`
+	// SMTPUser and SMTPPassword authenticate to the server when SMTPUser is
+	// not empty. Never log the password.
+	SMTPUser     string `toml:"smtp_user"`
+	SMTPPassword string `toml:"smtp_password"`
+	// From is the sender address of Spelt's mail, "addr@example.org" or
+	// "Name <addr@example.org>"; required with SMTPHost.
+	From string `toml:"from"`
+	// RequireTLS refuses to send mail over a connection without TLS.
+	RequireTLS bool `toml:"require_tls"`
+	// TokenLifetime is how long a mailed validation token works, > 0.
+	TokenLifetime Duration `toml:"token_lifetime"`
+}
+
 // Duration is a time.Duration written as a Go duration string such as "10s"
 // or "1h30m", in TOML and in the environment.
 type Duration struct {
@@ -194,6 +224,7 @@ func defaults() Config {
 			SharedSecret: "",
 			RequireToken: false,
 			Guests:       false,
+			RequireEmail: false,
 		},
 		RateLimits: RateLimits{
 			Enabled:           true,
@@ -215,6 +246,15 @@ func defaults() Config {
 		Auth: Auth{
 			AccessTokenLifetime:            Duration{0},
 			RefreshableAccessTokenLifetime: Duration{5 * time.Minute},
+		},
+		Email: Email{
+			SMTPHost:      "",
+			SMTPPort:      587,
+			SMTPUser:      "",
+			SMTPPassword:  "",
+			From:          "",
+			RequireTLS:    true,
+			TokenLifetime: Duration{time.Hour},
 		},
 	}
 }
@@ -383,7 +423,8 @@ func setFromString(v reflect.Value, raw string) error {
 // Validate checks every key and returns all problems at once, joined with
 // [errors.Join], one per bad key, each starting with the key as written in
 // TOML (e.g. `log.level: "verbose" is not one of debug, info, warn, error`).
-// Secrets (database.url, registration.shared_secret) are never echoed.
+// Secrets (database.url, registration.shared_secret, email.smtp_password) are
+// never echoed.
 func (c Config) Validate() error {
 	return errors.Join(c.problems()...)
 }
@@ -470,6 +511,31 @@ func (c Config) problems() []error {
 	}
 	if c.Support.AdminEmail != "" && !strings.Contains(c.Support.AdminEmail, "@") {
 		bad("support.admin_email", "%q is not an e-mail address", c.Support.AdminEmail)
+	}
+	if c.Email.SMTPPort < 1 || c.Email.SMTPPort > 65535 {
+		bad("email.smtp_port", "%d is not between 1 and 65535", c.Email.SMTPPort)
+	}
+	if c.Email.SMTPHost != "" {
+		if strings.ContainsAny(c.Email.SMTPHost, " /:@") && !strings.HasPrefix(c.Email.SMTPHost, "[") {
+			bad("email.smtp_host", "%q is not a host name or address", c.Email.SMTPHost)
+		}
+		if c.Email.From == "" {
+			bad("email.from", "must be set when email.smtp_host is")
+		}
+	}
+	if c.Email.From != "" {
+		if _, err := mail.ParseAddress(c.Email.From); err != nil {
+			bad("email.from", "%q is not an e-mail address", c.Email.From)
+		}
+	}
+	if c.Email.SMTPUser == "" && c.Email.SMTPPassword != "" {
+		bad("email.smtp_password", "is set but email.smtp_user is empty")
+	}
+	if c.Email.TokenLifetime.Duration <= 0 {
+		bad("email.token_lifetime", "%q is not a positive duration", c.Email.TokenLifetime)
+	}
+	if c.Registration.RequireEmail && c.Email.SMTPHost == "" {
+		bad("registration.require_email", "needs email.smtp_host: Spelt cannot mail validation tokens without it")
 	}
 	return errs
 }

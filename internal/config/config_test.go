@@ -466,6 +466,30 @@ func TestValidate(t *testing.T) {
 		}},
 		{"max body", func(c *Config) { c.HTTP.MaxBodyBytes = 1023 },
 			[]string{`http.max_body_bytes: 1023 is less than 1024`}},
+		{"email ok", func(c *Config) {
+			c.Email.SMTPHost = "127.0.0.1"
+			c.Email.From = "Spelt <matrix@example.org>"
+			c.Email.SMTPUser = "spelt"
+			c.Email.SMTPPassword = "hunter2"
+			c.Registration.RequireEmail = true
+		}, nil},
+		{"email needs from", func(c *Config) { c.Email.SMTPHost = "smtp.example.org" },
+			[]string{`email.from: must be set when email.smtp_host is`}},
+		{"email hides password", func(c *Config) {
+			c.Email.SMTPHost = "smtp.example.org:25"
+			c.Email.From = "not an address"
+			c.Email.SMTPPort = 0
+			c.Email.SMTPPassword = "hunter2"
+			c.Email.TokenLifetime = Duration{0}
+		}, []string{
+			`email.smtp_port: 0 is not between 1 and 65535`,
+			`email.smtp_host: "smtp.example.org:25" is not a host name or address`,
+			`email.from: "not an address" is not an e-mail address`,
+			`email.smtp_password: is set but email.smtp_user is empty`,
+			`email.token_lifetime: "0s" is not a positive duration`,
+		}},
+		{"require email without smtp", func(c *Config) { c.Registration.RequireEmail = true },
+			[]string{`registration.require_email: needs email.smtp_host: Spelt cannot mail validation tokens without it`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -622,8 +646,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 25 {
-		t.Errorf("Config has %d keys, want 25; update this test and the example file", len(seen))
+	if len(seen) != 33 {
+		t.Errorf("Config has %d keys, want 33; update this test and the example file", len(seen))
 	}
 }
 

@@ -88,6 +88,14 @@ type RegistrationToken struct {
 	Revoked     bool
 }
 
+type UserThreepid struct {
+	Medium      string
+	Address     string
+	UserID      string
+	ValidatedAt time.Time
+	AddedAt     time.Time
+}
+
 type WritemodelDevice struct {
 	UserID   string
 	DeviceID string
@@ -115,6 +123,20 @@ type WritemodelRegistrationToken struct {
 	Revoked     bool
 }
 
+type WritemodelThreepidSession struct {
+	Sid              string
+	ClientSecretHash []byte
+	Medium           string
+	Address          string
+	Purpose          string
+	TokenHash        []byte
+	SendAttempt      int64
+	NextLink         *string
+	ExpiresAt        time.Time
+	ValidatedAt      *time.Time
+	UsedByUia        *string
+}
+
 type WritemodelUiaSession struct {
 	Session   string
 	Kind      string
@@ -130,4 +152,11 @@ type WritemodelUser struct {
 	IsGuest      bool
 	IsAdmin      bool
 	Deactivated  bool
+}
+
+type WritemodelUserThreepid struct {
+	Medium      string
+	Address     string
+	UserID      string
+	ValidatedAt time.Time
 }
