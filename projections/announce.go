@@ -112,4 +112,3 @@ func (r *Runner) listenOnce(ctx context.Context) error {
 		}
 	}
 }
-
