@@ -23,6 +23,9 @@ type Register struct {
 	InitialDeviceDisplayName *string
 	InhibitLogin             bool
 	RefreshToken             bool
+	// GuestUserID is the guest upgrading to a full account (its guest_access_token
+	// was checked by the caller).
+	GuestUserID string
 }
 
 // Registered is the outcome of a registration.
@@ -53,7 +56,13 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		return Registered{}, badRequest("password too long")
 	}
 	localpart := req.Username
-	if localpart != "" {
+	upgrade := req.GuestUserID != ""
+	if upgrade {
+		// A guest keeps its user ID; the spec has it name its own localpart.
+		if lp, _, _ := mxid.SplitUserID(req.GuestUserID); lp != localpart {
+			return Registered{}, &InvalidUsernameError{Reason: "a guest upgrading must give its own localpart as username"}
+		}
+	} else if localpart != "" {
 		if err := c.checkLocalpart(ctx, c.pool, localpart); err != nil {
 			return Registered{}, err
 		}
@@ -91,18 +100,36 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		if err != nil {
 			return events, err
 		}
-		// Every stage is done: create the account.
+		// Every stage is done: create the account (or make the guest a user).
 		lp := localpart
-		if lp == "" {
+		switch {
+		case upgrade:
+			u, err := c.q.UserGet(ctx, tx, req.GuestUserID)
+			if err != nil {
+				return nil, err
+			}
+			if !u.IsGuest || u.Deactivated {
+				return nil, ErrUserInUse
+			}
+		case lp == "":
 			lp = "u" + lowerRandom(11)
-		} else if err := c.checkLocalpart(ctx, tx, lp); err != nil {
-			return nil, err
+		default:
+			if err := c.checkLocalpart(ctx, tx, lp); err != nil {
+				return nil, err
+			}
 		}
 		userID := mxid.UserID(lp, c.cfg.ServerName)
-		events = append(events, eventlog.NewEvent{
-			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
-			Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp, PasswordHash: hash},
-		})
+		if upgrade {
+			events = append(events, eventlog.NewEvent{
+				Stream: eventlog.UserStream(userID), Type: eventlog.TypeGuestUpgraded, ExpectVersion: eventlog.AnyVersion,
+				Data: eventlog.GuestUpgraded{UserID: userID, PasswordHash: hash},
+			})
+		} else {
+			events = append(events, eventlog.NewEvent{
+				Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
+				Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp, PasswordHash: hash},
+			})
+		}
 		added, err := email.added(ctx, tx, userID, stageDone.Session)
 		if err != nil {
 			return nil, err

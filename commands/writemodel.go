@@ -71,6 +71,15 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err == nil {
 				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
 			}
+		case eventlog.TypeGuestUpgraded:
+			var d eventlog.GuestUpgraded
+			if err = e.Decode(&d); err == nil {
+				var hash *string
+				if d.PasswordHash != "" {
+					hash = &d.PasswordHash
+				}
+				err = q.UserUpgradeGuest(ctx, &b, writedb.UserUpgradeGuestParams{UserID: d.UserID, PasswordHash: hash})
+			}
 		case eventlog.TypePasswordChanged:
 			var d eventlog.PasswordChanged
 			if err = e.Decode(&d); err == nil {

@@ -14,6 +14,7 @@ const (
 	TypeDeviceRenamed            = "account.device_renamed.v1"
 	TypeDevicesSeen              = "account.devices_seen.v1"
 	TypeTokensRefreshed          = "account.tokens_refreshed.v1"
+	TypeGuestUpgraded            = "account.guest_upgraded.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
 	TypeUIAStageCompleted        = "uia.stage_completed.v1"
 	TypeRegistrationTokenCreated = "registration_token.created.v1"
@@ -26,6 +27,7 @@ const (
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
 	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
+	TypeGuestUpgraded,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked, TypeRegistrationTokenUpdated,
 }
@@ -83,6 +85,13 @@ type DeviceLoggedOut struct {
 // AllDevicesLoggedOut: every device of the user and all their tokens are gone.
 type AllDevicesLoggedOut struct {
 	UserID string `json:"user_id"`
+}
+
+// GuestUpgraded: a guest account became a full account with a password, keeping its
+// user ID.
+type GuestUpgraded struct {
+	UserID       string `json:"user_id"`
+	PasswordHash string `json:"password_hash,omitempty"`
 }
 
 // PasswordChanged: the user's password was replaced.

@@ -56,6 +56,7 @@ type registerRequest struct {
 	DeviceID                 string    `json:"device_id"`
 	InitialDeviceDisplayName *string   `json:"initial_device_display_name"`
 	InhibitLogin             bool      `json:"inhibit_login"`
+	GuestAccessToken         string    `json:"guest_access_token"`
 	RefreshToken             bool      `json:"refresh_token"`
 }
 
@@ -82,6 +83,17 @@ func (s *Server) postRegister(c echo.Context) error {
 		return err
 	}
 	cmd.Auth = auth
+	if req.GuestAccessToken != "" && kind == "user" {
+		// Spec: client-server API, "Guest access": a guest upgrades through register.
+		id, _, err := s.q.Authenticate(c.Request().Context(), req.GuestAccessToken)
+		if err != nil {
+			return err
+		}
+		if !id.IsGuest {
+			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "guest_access_token is not a guest's")
+		}
+		cmd.GuestUserID = id.UserID
+	}
 	res, err := s.cmd.Register(c.Request().Context(), meta(c, eventlog.OriginClient), cmd)
 	if err != nil {
 		return err

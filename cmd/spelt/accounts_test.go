@@ -458,3 +458,56 @@ func TestGuests(t *testing.T) {
 	status, _, body = s.raw("POST", "/_matrix/client/v3/register", "", []byte(`{"username":"x","password":"y"}`))
 	wantError(t, "user registration", status, body, 403, "M_FORBIDDEN")
 }
+
+func TestGuestUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, func(c *config.Config) { c.Registration.Guests = true }).start()
+	guest, _, err := s.client("", "").RegisterGuest(ctx, &mautrix.ReqRegister[any]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := strings.TrimPrefix(strings.TrimSuffix(string(guest.UserID), ":spelt.test"), "@")
+	body := map[string]any{"username": lp, "password": "now-a-user", "guest_access_token": guest.AccessToken}
+	status, _, resp := s.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, body))
+	session, _ := resp["session"].(string)
+	if status != 401 || session == "" {
+		t.Fatalf("upgrade, first stage: %d %v", status, resp)
+	}
+	body["auth"] = map[string]any{"type": "m.login.dummy", "session": session}
+	status, _, resp = s.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, body))
+	token, _ := resp["access_token"].(string)
+	if status != 200 || resp["user_id"] != string(guest.UserID) || token == "" {
+		t.Fatalf("upgrade: %d %v", status, resp)
+	}
+	status, _, resp = s.raw("GET", "/_matrix/client/v3/account/whoami", token, nil)
+	if status != 200 || resp["is_guest"] != false || resp["user_id"] != string(guest.UserID) {
+		t.Fatalf("whoami after upgrade: %d %v", status, resp)
+	}
+	// Now a user: the password logs in and non-guest endpoints open.
+	if _, err := s.client("", "").Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "now-a-user",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: lp}}); err != nil {
+		t.Fatalf("login after upgrade: %v", err)
+	}
+	if status, _, resp := s.raw("GET", "/_matrix/client/v3/capabilities", token, nil); status != 200 {
+		t.Errorf("capabilities after upgrade: %d %v", status, resp)
+	}
+	// A second upgrade, a wrong username and a non-guest token are refused.
+	reg := s.register(ctx, "notguest", "pw")
+	for name, b := range map[string]map[string]any{
+		"again":          {"username": lp, "password": "x", "guest_access_token": guest.AccessToken},
+		"wrong username": {"username": "other", "password": "x", "guest_access_token": guest.AccessToken},
+		"not a guest":    {"username": "notguest", "password": "x", "guest_access_token": reg.AccessToken},
+	} {
+		status, _, resp := s.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, b))
+		if status != 400 && status != 401 {
+			t.Errorf("%s: %d %v", name, status, resp)
+		}
+		if status == 401 && resp["session"] != nil {
+			b["auth"] = map[string]any{"type": "m.login.dummy", "session": resp["session"]}
+			if status, _, resp := s.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, b)); status == 200 {
+				t.Errorf("%s: upgraded: %v", name, resp)
+			}
+		}
+	}
+}

@@ -103,6 +103,15 @@ func (q *Queries) AccountInsert(ctx context.Context, db DBTX, arg AccountInsertP
 	return err
 }
 
+const accountUpgradeGuest = `-- name: AccountUpgradeGuest :exec
+UPDATE accounts SET is_guest = false WHERE user_id = $1
+`
+
+func (q *Queries) AccountUpgradeGuest(ctx context.Context, db DBTX, userID string) error {
+	_, err := db.Exec(ctx, accountUpgradeGuest, userID)
+	return err
+}
+
 const deviceDeleteByUser = `-- name: DeviceDeleteByUser :exec
 DELETE FROM devices WHERE user_id = $1
 `

@@ -222,3 +222,17 @@ func (q *Queries) UserSetPassword(ctx context.Context, db DBTX, arg UserSetPassw
 	_, err := db.Exec(ctx, userSetPassword, arg.PasswordHash, arg.UserID)
 	return err
 }
+
+const userUpgradeGuest = `-- name: UserUpgradeGuest :exec
+UPDATE writemodel.users SET is_guest = false, password_hash = $1 WHERE user_id = $2
+`
+
+type UserUpgradeGuestParams struct {
+	PasswordHash *string
+	UserID       string
+}
+
+func (q *Queries) UserUpgradeGuest(ctx context.Context, db DBTX, arg UserUpgradeGuestParams) error {
+	_, err := db.Exec(ctx, userUpgradeGuest, arg.PasswordHash, arg.UserID)
+	return err
+}

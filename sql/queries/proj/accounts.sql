@@ -38,3 +38,6 @@ UPDATE accounts SET deactivated = true WHERE user_id = @user_id;
 
 -- name: AccessTokenDeleteByRefresh :exec
 DELETE FROM access_tokens WHERE refresh_hash = @refresh_hash;
+
+-- name: AccountUpgradeGuest :exec
+UPDATE accounts SET is_guest = false WHERE user_id = @user_id;

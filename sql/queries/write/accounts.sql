@@ -46,3 +46,6 @@ DELETE FROM writemodel.refresh_tokens WHERE user_id = @user_id AND device_id = @
 
 -- name: RefreshTokenDeleteByUser :exec
 DELETE FROM writemodel.refresh_tokens WHERE user_id = @user_id;
+
+-- name: UserUpgradeGuest :exec
+UPDATE writemodel.users SET is_guest = false, password_hash = @password_hash WHERE user_id = @user_id;
