@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 
@@ -9,7 +10,8 @@ import (
 	"spelt.dev/spelt/sql/gen/writedb"
 )
 
-// passwordFlows are the flows that re-authenticate a logged-in user.
+// passwordFlows are the flows that re-authenticate a logged-in user without single
+// sign-on (reauthFlows).
 var passwordFlows = [][]string{{StagePassword}}
 
 // ChangePassword replaces a user's password (POST /account/password).
@@ -33,14 +35,21 @@ func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePass
 	}
 	ok := c.checkUIAPassword(ctx, req.UserID, req.Auth)
 	var hash string
-	if ok {
+	if ok || completedOutOfBand(req.Auth) {
 		hash = hashPassword(req.NewPassword)
 	}
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "password", userID: req.UserID, flows: passwordFlows,
+		flows, err := c.reauthFlows(ctx, tx, req.UserID)
+		if err != nil {
+			return nil, err
+		}
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "password", userID: req.UserID, flows: flows,
 			auth: req.Auth, passwordOK: ok}, noOtherStages)
 		if err != nil {
 			return events, err
+		}
+		if hash == "" {
+			return nil, errors.New("change password: authenticated without a hashed password")
 		}
 		events = append(events, eventlog.NewEvent{
 			Stream: eventlog.UserStream(req.UserID), Type: eventlog.TypePasswordChanged, ExpectVersion: eventlog.AnyVersion,
@@ -66,7 +75,11 @@ func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePass
 func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, erase bool, auth *AuthDict) (eventlog.Position, error) {
 	ok := c.checkUIAPassword(ctx, userID, auth)
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "deactivate", userID: userID, flows: passwordFlows,
+		flows, err := c.reauthFlows(ctx, tx, userID)
+		if err != nil {
+			return nil, err
+		}
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "deactivate", userID: userID, flows: flows,
 			auth: auth, passwordOK: ok}, noOtherStages)
 		if err != nil {
 			return events, err
@@ -84,7 +97,11 @@ func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, era
 func (c *Commands) DeleteDevices(ctx context.Context, meta Meta, userID string, deviceIDs []string, auth *AuthDict) (eventlog.Position, error) {
 	ok := c.checkUIAPassword(ctx, userID, auth)
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "delete_devices", userID: userID, flows: passwordFlows,
+		flows, err := c.reauthFlows(ctx, tx, userID)
+		if err != nil {
+			return nil, err
+		}
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "delete_devices", userID: userID, flows: flows,
 			auth: auth, passwordOK: ok}, noOtherStages)
 		if err != nil {
 			return events, err

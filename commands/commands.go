@@ -38,6 +38,7 @@ type Commands struct {
 	cfg    Config
 	logger *slog.Logger
 	now    func() time.Time
+	idps   IdentityProviders // nil: no single sign-on
 }
 
 // New returns Commands.

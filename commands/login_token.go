@@ -29,7 +29,11 @@ func (c *Commands) IssueLoginToken(ctx context.Context, meta Meta, userID string
 	token := tokens.NewLoginToken()
 	expires := c.now().Add(loginTokenLifetime).UTC().Truncate(time.Millisecond)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "get_login_token", userID: userID, flows: passwordFlows,
+		flows, err := c.reauthFlows(ctx, tx, userID)
+		if err != nil {
+			return nil, err
+		}
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "get_login_token", userID: userID, flows: flows,
 			auth: auth, passwordOK: ok}, noOtherStages)
 		if err != nil {
 			return events, err

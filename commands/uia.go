@@ -71,7 +71,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		if s.UserID != nil {
 			owner = *s.UserID
 		}
-		if s.Kind != r.kind || owner != r.userID {
+		if s.Kind != r.kind || owner != r.userID || s.Done {
 			return nil, nil, ErrUnknownSession
 		}
 		session, completed = s.Session, s.Completed
@@ -90,7 +90,13 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		return &AuthRequiredError{Session: session, Flows: r.flows, Params: params,
 			Completed: completed, Cause: cause}
 	}
-	if r.auth == nil || r.auth.Type == "" {
+	if r.auth == nil || r.auth.Type == "" || r.auth.Type == StageSSO {
+		// A session whose last stage was completed out of band (m.login.sso, through
+		// its fallback page) is resubmitted with its session alone; m.login.sso cannot
+		// be completed otherwise, so submitting it means the same.
+		if len(events) == 0 && slices.ContainsFunc(r.flows, func(f []string) bool { return slices.Equal(f, completed) }) {
+			return []eventlog.NewEvent{sessionCompleted(session)}, &eventlog.UIAStageCompleted{Session: session}, nil
+		}
 		return events, nil, challenge(completed, nil)
 	}
 	// The submitted stage must be the next one of a flow that begins with the stages
@@ -122,7 +128,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 	completed = append(slices.Clone(completed), r.auth.Type)
 	for _, f := range r.flows {
 		if slices.Equal(f, completed) {
-			return events, done, nil
+			return append(events, sessionCompleted(session)), done, nil
 		}
 	}
 	return events, nil, challenge(completed, nil)
@@ -144,4 +150,12 @@ func (c *Commands) checkUIAPassword(ctx context.Context, userID string, auth *Au
 		return false
 	}
 	return checkPassword(*u.PasswordHash, auth.Password)
+}
+
+// sessionCompleted ends a session whose flow is complete: it authorises one operation.
+func sessionCompleted(session string) eventlog.NewEvent {
+	return eventlog.NewEvent{
+		Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionCompleted, ExpectVersion: eventlog.AnyVersion,
+		Data: eventlog.UIASessionCompleted{Session: session},
+	}
 }

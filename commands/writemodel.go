@@ -17,6 +17,7 @@ import (
 var writeModelTables = []string{
 	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
 	"writemodel.refresh_tokens", "writemodel.login_tokens", "writemodel.threepid_sessions", "writemodel.user_threepids",
+	"writemodel.sso_logins", "writemodel.sso_identities",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the
@@ -147,6 +148,9 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		}
 		if err == nil {
 			err = applyThreepidWriteModel(ctx, &b, q, e)
+		}
+		if err == nil {
+			err = applySSOWriteModel(ctx, &b, q, e)
 		}
 		if err != nil {
 			return fmt.Errorf("write model: %w", err)

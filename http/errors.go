@@ -116,6 +116,19 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeSessionExpired, "The validation token has expired: request a new one")
 	case errors.Is(err, commands.ErrIdentityServerNotTrusted):
 		return matrixErr(nethttp.StatusBadRequest, codeServerNotTrusted, "This homeserver binds no third-party identifiers to identity servers")
+	case errors.Is(err, commands.ErrSSODisabled):
+		// The spec's answer for an endpoint a server does not implement.
+		return matrixErr(nethttp.StatusNotFound, codeUnrecognized, "Single sign-on is not configured")
+	case errors.Is(err, commands.ErrUnknownIdP):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Unknown identity provider")
+	case errors.Is(err, commands.ErrUnknownSSOLogin):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Unknown, expired or already used single sign-on login: start again from the client")
+	case errors.Is(err, commands.ErrSSORefused), errors.Is(err, commands.ErrSSONotLinked):
+		// The reason (an OAuth error code, the ID token check that failed) helps the
+		// user and holds no secret.
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
+	case errors.Is(err, commands.ErrSSOUnavailable):
+		return matrixErr(nethttp.StatusBadGateway, codeUnknown, "The identity provider is unavailable")
 	case errors.As(err, &he):
 		switch he.Code {
 		case nethttp.StatusNotFound:
@@ -176,6 +189,12 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		me := toMatrix(err)
+		if me != nil && me.Status >= 500 && !errors.As(err, new(*MatrixError)) {
+			// A known failure of something Spelt depends on (an identity provider):
+			// the client gets a fixed message, the operator the reason.
+			logger.WarnContext(c.Request().Context(), "request failed",
+				slog.String("request_id", requestID(c)), slog.String("path", c.Path()), slog.Any("err", err))
+		}
 		if me == nil {
 			if errors.Is(err, context.Canceled) {
 				// The client went away; nobody reads the answer.

@@ -10,9 +10,15 @@ import (
 )
 
 func (s *Server) getLogin(c echo.Context) error {
-	return c.JSON(nethttp.StatusOK, map[string]any{
-		"flows": []map[string]any{{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": true}},
-	})
+	flows := []map[string]any{{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": true}}
+	if len(s.cfg.SSOProviders) > 0 {
+		idps := make([]map[string]string, len(s.cfg.SSOProviders))
+		for i, p := range s.cfg.SSOProviders {
+			idps[i] = map[string]string{"id": p.ID, "name": p.Name}
+		}
+		flows = append(flows, map[string]any{"type": "m.login.sso", "identity_providers": idps})
+	}
+	return c.JSON(nethttp.StatusOK, map[string]any{"flows": flows})
 }
 
 type loginRequest struct {

@@ -20,6 +20,13 @@ func (s *Server) routes() {
 	c.GET("/login", s.getLogin)
 	c.POST("/login", s.postLogin, s.login.middleware)
 	c.POST("/refresh", s.refresh, s.login.middleware)
+	// Single sign-on (spec: client-server API, "SSO client login/authentication"): the
+	// redirect to the identity provider, its callback (Synapse's path) and the
+	// m.login.sso stage's fallback page.
+	c.GET("/login/sso/redirect", s.ssoRedirect, s.login.middleware)
+	c.GET("/login/sso/redirect/:idpId", s.ssoRedirect, s.login.middleware)
+	e.GET("/_synapse/client/oidc/callback", s.ssoCallback, s.login.middleware)
+	c.GET("/auth/m.login.sso/fallback/web", s.ssoFallback, s.login.middleware)
 	e.POST("/_matrix/client/v1/login/get_token", s.getLoginToken, auth, s.login.middleware)
 	c.GET("/account/whoami", s.whoami, guestAuth)
 	c.POST("/logout", s.logout, guestAuth)

@@ -34,6 +34,8 @@ type Config struct {
 	SeenFlushInterval time.Duration
 	// Mailer sends the e-mail that validates addresses; nil when [email] is off.
 	Mailer Mailer
+	// SSOProviders are the single sign-on identity providers; none turns SSO off.
+	SSOProviders []IdentityProvider
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -62,6 +64,7 @@ type Commands interface {
 	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 	ThreepidCommands
+	SSOCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.

@@ -109,6 +109,14 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		}
 		mail = m
 	}
+	idps, listedIdPs, err := identityProviders(cfg, key)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if idps != nil {
+		cmds.UseIdentityProviders(idps)
+	}
 	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
@@ -124,8 +132,9 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		Support: spelthttp.Support{
 			Page: cfg.Support.Page, AdminMatrixID: cfg.Support.AdminMatrixID, AdminEmail: cfg.Support.AdminEmail,
 		},
-		Version: version,
-		Mailer:  mail,
+		Version:      version,
+		Mailer:       mail,
+		SSOProviders: listedIdPs,
 	}
 	if e.tweakHTTP != nil {
 		e.tweakHTTP(&httpCfg)

@@ -59,6 +59,7 @@ type Config struct {
 	Auth         Auth         `toml:"auth"`
 	Support      Support      `toml:"support"`
 	Email        Email        `toml:"email"`
+	SSO          SSO          `toml:"sso"`
 }
 
 // Database is the [database] section.
@@ -175,6 +176,66 @@ type Email struct {
 	RequireTLS bool `toml:"require_tls"`
 	// TokenLifetime is how long a mailed validation token works, > 0.
 	TokenLifetime Duration `toml:"token_lifetime"`
+}
+
+// SSO is the [sso] section: single sign-on with OpenID Connect providers, each
+// an [[sso.providers]] table.
+type SSO struct {
+	// AllowPrivateAddresses lets Spelt reach identity providers on loopback,
+	// private and link-local addresses; off, such connections are refused.
+	AllowPrivateAddresses bool `toml:"allow_private_addresses"`
+	// Providers are the OpenID Connect providers, none by default. They
+	// cannot be set from the environment.
+	Providers []SSOProvider `toml:"providers"`
+}
+
+// SSOProvider is one [[sso.providers]] table.
+type SSOProvider struct {
+	// ID identifies the provider in the m.login.sso flow (idpId): 1 to 255
+	// characters of A-Z, a-z, 0-9, "-", ".", "_" and "~", unique.
+	ID string `toml:"id"`
+	// Name is shown to users ("Log in with <name>").
+	Name string `toml:"name"`
+	// Issuer is the provider's issuer URL; its metadata is read from
+	// <issuer>/.well-known/openid-configuration. https unless
+	// AllowInsecureIssuer.
+	Issuer string `toml:"issuer"`
+	// ClientID and ClientSecret are Spelt's credentials at the provider.
+	// Never log the secret.
+	ClientID     string `toml:"client_id"`
+	ClientSecret string `toml:"client_secret"`
+	// Scopes are requested at the provider; they must include "openid".
+	// Empty means openid, profile and email.
+	Scopes []string `toml:"scopes"`
+	// LocalpartClaim is the claim a new account's localpart is made from;
+	// empty means preferred_username.
+	LocalpartClaim string `toml:"localpart_claim"`
+	// DisplayNameClaim is the claim a new account's display name comes from;
+	// empty means name.
+	DisplayNameClaim string `toml:"display_name_claim"`
+	// AllowInsecureIssuer accepts an http:// issuer, for tests only.
+	AllowInsecureIssuer bool `toml:"allow_insecure_issuer"`
+}
+
+// Defaults of an [[sso.providers]] table's keys.
+var (
+	DefaultSSOScopes           = []string{"openid", "profile", "email"}
+	DefaultSSOLocalpartClaim   = "preferred_username"
+	DefaultSSODisplayNameClaim = "name"
+)
+
+// WithDefaults returns p with its empty keys set to their defaults.
+func (p SSOProvider) WithDefaults() SSOProvider {
+	if len(p.Scopes) == 0 {
+		p.Scopes = slices.Clone(DefaultSSOScopes)
+	}
+	if p.LocalpartClaim == "" {
+		p.LocalpartClaim = DefaultSSOLocalpartClaim
+	}
+	if p.DisplayNameClaim == "" {
+		p.DisplayNameClaim = DefaultSSODisplayNameClaim
+	}
+	return p
 }
 
 // Duration is a time.Duration written as a Go duration string such as "10s"
@@ -317,6 +378,9 @@ type field struct {
 	key   string        // as written in TOML, e.g. "listen.client"
 	env   string        // e.g. "SPELT_LISTEN_CLIENT"
 	value reflect.Value // settable
+	// list is set for the keys of a list of tables (e.g. "sso.providers.id"):
+	// they have no environment variable, and value is a throwaway.
+	list bool
 }
 
 // fields lists every leaf key of c, in struct order, from the toml tags.
@@ -343,6 +407,15 @@ func (c *Config) fields() []field {
 				walk(fv, path)
 				continue
 			}
+			if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+				// A list of tables ([[sso.providers]]): its keys, not overridable.
+				n := len(out)
+				walk(reflect.New(fv.Type().Elem()).Elem(), path)
+				for j := n; j < len(out); j++ {
+					out[j].list, out[j].env = true, ""
+				}
+				continue
+			}
 			out = append(out, field{
 				key:   strings.Join(path, "."),
 				env:   EnvPrefix + strings.ToUpper(strings.Join(path, "_")),
@@ -360,6 +433,9 @@ func (c *Config) fields() []field {
 func (c *Config) applyEnv(env func(string) (string, bool)) []error {
 	var errs []error
 	for _, f := range c.fields() {
+		if f.list {
+			continue
+		}
 		raw, ok := env(f.env)
 		if !ok {
 			continue
@@ -537,7 +613,55 @@ func (c Config) problems() []error {
 	if c.Registration.RequireEmail && c.Email.SMTPHost == "" {
 		bad("registration.require_email", "needs email.smtp_host: Spelt cannot mail validation tokens without it")
 	}
+	errs = append(errs, c.SSO.problems()...)
 	return errs
+}
+
+// problems checks the [[sso.providers]] tables; a provider is named by its
+// position, sso.providers[i]. The client secret is never echoed.
+func (s SSO) problems() []error {
+	var errs []error
+	ids := map[string]bool{}
+	for i, p := range s.Providers {
+		p = p.WithDefaults()
+		bad := func(key, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("sso.providers[%d].%s: %s", i, key, fmt.Sprintf(format, args...)))
+		}
+		if !validOpaqueID(p.ID) {
+			bad("id", "%q is not 1 to 255 characters of A-Z, a-z, 0-9, \"-\", \".\", \"_\" and \"~\"", p.ID)
+		} else if ids[p.ID] {
+			bad("id", "%q is used by another provider", p.ID)
+		}
+		ids[p.ID] = true
+		if strings.TrimSpace(p.Name) == "" {
+			bad("name", "must not be empty")
+		}
+		if u, err := url.Parse(p.Issuer); err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
+			(u.Scheme != "https" && !(u.Scheme == "http" && p.AllowInsecureIssuer)) {
+			bad("issuer", "%q is not an https URL without query or fragment (http needs allow_insecure_issuer)", p.Issuer)
+		}
+		if p.ClientID == "" {
+			bad("client_id", "must not be empty")
+		}
+		if !slices.Contains(p.Scopes, "openid") {
+			bad("scopes", "%q lacks \"openid\"", p.Scopes)
+		}
+	}
+	return errs
+}
+
+// validOpaqueID reports whether s follows the spec's opaque identifier grammar
+// (appendices, "Opaque Identifiers"): 1 to 255 characters of [A-Za-z0-9._~-].
+func validOpaqueID(s string) bool {
+	if len(s) < 1 || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._~", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkListen returns why addr is not host:port with a numeric port
@@ -656,6 +780,13 @@ func (c Config) resolved() Config {
 	}
 	if c.PublicBaseURL != "" && !strings.HasSuffix(c.PublicBaseURL, "/") {
 		c.PublicBaseURL += "/"
+	}
+	if c.SSO.Providers != nil {
+		providers := make([]SSOProvider, len(c.SSO.Providers))
+		for i, p := range c.SSO.Providers {
+			providers[i] = p.WithDefaults()
+		}
+		c.SSO.Providers = providers
 	}
 	return c
 }

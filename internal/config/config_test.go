@@ -634,7 +634,16 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 	t.Parallel()
 	var c Config
 	seen := map[string]string{}
+	var listKeys []string
 	for _, f := range c.fields() {
+		if f.list {
+			// Keys of a list of tables ([[sso.providers]]) have no variable.
+			if f.env != "" {
+				t.Errorf("%s: list key with variable %s", f.key, f.env)
+			}
+			listKeys = append(listKeys, f.key)
+			continue
+		}
 		if prev, ok := seen[f.env]; ok {
 			t.Errorf("keys %s and %s share %s", prev, f.key, f.env)
 		}
@@ -646,8 +655,11 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 33 {
-		t.Errorf("Config has %d keys, want 33; update this test and the example file", len(seen))
+	if len(seen) != 34 {
+		t.Errorf("Config has %d keys, want 34; update this test and the example file", len(seen))
+	}
+	if len(listKeys) != 9 {
+		t.Errorf("Config has %d keys in lists of tables (%q), want 9; update this test and the example file", len(listKeys), listKeys)
 	}
 }
 
@@ -662,17 +674,61 @@ func TestExampleEqualsDefaults(t *testing.T) {
 	}
 }
 
-// TestExampleDocumentsEveryKey keeps the example from drifting: every Config
-// key is set in it (not commented out) and preceded by a comment naming its
-// environment variable and default.
-func TestExampleDocumentsEveryKey(t *testing.T) {
+// uncommentTables returns the example with its commented-out tables of lists
+// ("# [[sso.providers]]" and the "# "-prefixed lines after it, up to a blank
+// line) uncommented, as an operator would.
+func uncommentTables(data string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.Lines(data) {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "# [["):
+			in = true
+		case trimmed == "" || !strings.HasPrefix(trimmed, "#"):
+			in = false
+		}
+		if in {
+			line = strings.TrimPrefix(strings.TrimPrefix(trimmed, "#"), " ") + "\n"
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// TestExampleProviders loads the example with its [[sso.providers]] table
+// uncommented: it is a valid provider with the documented values.
+func TestExampleProviders(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c, err := load(writeFile(t, uncommentTables(string(data))), missing(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SSOProvider{{ID: "example", Name: "Example SSO", Issuer: "https://id.example.org", ClientID: "spelt",
+		ClientSecret: "change me", Scopes: DefaultSSOScopes, LocalpartClaim: DefaultSSOLocalpartClaim,
+		DisplayNameClaim: DefaultSSODisplayNameClaim}}
+	if !reflect.DeepEqual(c.SSO.Providers, want) {
+		t.Errorf("providers = %+v, want %+v", c.SSO.Providers, want)
+	}
+}
+
+// TestExampleDocumentsEveryKey keeps the example from drifting: every Config
+// key is set in it (not commented out) and preceded by a comment naming its
+// environment variable and default. Keys of lists of tables
+// ([[sso.providers]]) are in a commented-out table, each with its default.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	t.Parallel()
+	file, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := uncommentTables(string(file))
 	var raw map[string]any
-	md, err := toml.Decode(string(data), &raw)
+	md, err := toml.Decode(data, &raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +737,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	comments := map[string]string{}
 	section := ""
 	var block []string
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(data) {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "#"):
@@ -700,15 +756,104 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	for _, f := range c.fields() {
 		t.Run(f.key, func(t *testing.T) {
 			t.Parallel()
-			if !md.IsDefined(strings.Split(f.key, ".")...) {
+			// MetaData.IsDefined does not look into arrays of tables.
+			if _, inList := comments[f.key]; !md.IsDefined(strings.Split(f.key, ".")...) && !(f.list && inList) {
 				t.Fatalf("%s is not set in %s", f.key, examplePath)
 			}
 			doc := comments[f.key]
-			for _, want := range []string{"Env: " + f.env + ".", "Default: "} {
+			wants := []string{"Env: " + f.env + ".", "Default: "}
+			if f.list {
+				wants = []string{"Default: "}
+			}
+			for _, want := range wants {
 				if !strings.Contains(doc, want) {
 					t.Errorf("comment above %s lacks %q; got:\n%s", f.key, want, doc)
 				}
 			}
 		})
+	}
+}
+
+func TestValidateSSO(t *testing.T) {
+	t.Parallel()
+	good := SSOProvider{ID: "idp.one", Name: "One", Issuer: "https://id.example.org/realm", ClientID: "spelt", ClientSecret: "hunter2"}
+	tests := []struct {
+		name      string
+		providers func() []SSOProvider
+		want      []string
+	}{
+		{"good", func() []SSOProvider { return []SSOProvider{good} }, nil},
+		{"http issuer allowed for tests", func() []SSOProvider {
+			p := good
+			p.Issuer, p.AllowInsecureIssuer = "http://127.0.0.1:9999", true
+			return []SSOProvider{p}
+		}, nil},
+		{"everything wrong, secret hidden", func() []SSOProvider {
+			return []SSOProvider{{ID: "bad id!", Issuer: "http://id.example.org", ClientSecret: "hunter2", Scopes: []string{"profile"}}}
+		}, []string{
+			`sso.providers[0].id: "bad id!" is not 1 to 255 characters of A-Z, a-z, 0-9, "-", ".", "_" and "~"`,
+			`sso.providers[0].name: must not be empty`,
+			`sso.providers[0].issuer: "http://id.example.org" is not an https URL without query or fragment (http needs allow_insecure_issuer)`,
+			`sso.providers[0].client_id: must not be empty`,
+			`sso.providers[0].scopes: ["profile"] lacks "openid"`,
+		}},
+		{"duplicate id, issuer with query", func() []SSOProvider {
+			p := good
+			p.Issuer = "https://id.example.org/?x=1"
+			return []SSOProvider{good, p}
+		}, []string{
+			`sso.providers[1].id: "idp.one" is used by another provider`,
+			`sso.providers[1].issuer: "https://id.example.org/?x=1" is not an https URL without query or fragment (http needs allow_insecure_issuer)`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Defaults()
+			c.SSO.Providers = tt.providers()
+			got := errorLines(c.Validate())
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+			for _, line := range got {
+				if strings.Contains(line, "hunter2") {
+					t.Errorf("error echoes the client secret: %s", line)
+				}
+			}
+		})
+	}
+}
+
+func TestSSOProviderDefaults(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, `
+[sso]
+allow_private_addresses = true
+[[sso.providers]]
+id = "a"
+name = "A"
+issuer = "https://a.example"
+client_id = "c"
+[[sso.providers]]
+id = "b"
+name = "B"
+issuer = "https://b.example"
+client_id = "c"
+scopes = ["openid"]
+localpart_claim = "email"
+display_name_claim = "nickname"
+`)
+	c, err := load(path, missing(t), mapEnv(map[string]string{"SPELT_SSO_ALLOW_PRIVATE_ADDRESSES": "false"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SSO{AllowPrivateAddresses: false, Providers: []SSOProvider{
+		{ID: "a", Name: "A", Issuer: "https://a.example", ClientID: "c", Scopes: []string{"openid", "profile", "email"},
+			LocalpartClaim: "preferred_username", DisplayNameClaim: "name"},
+		{ID: "b", Name: "B", Issuer: "https://b.example", ClientID: "c", Scopes: []string{"openid"},
+			LocalpartClaim: "email", DisplayNameClaim: "nickname"},
+	}}
+	if !reflect.DeepEqual(c.SSO, want) {
+		t.Errorf("sso = %+v\nwant %+v", c.SSO, want)
 	}
 }

@@ -123,6 +123,23 @@ type WritemodelRegistrationToken struct {
 	Revoked     bool
 }
 
+type WritemodelSsoIdentity struct {
+	Idp     string
+	Subject string
+	UserID  string
+}
+
+type WritemodelSsoLogin struct {
+	StateHash   []byte
+	Idp         string
+	RedirectUrl *string
+	UiaSession  *string
+	UserID      *string
+	BrowserHash []byte
+	ExpiresAt   time.Time
+	Finished    bool
+}
+
 type WritemodelThreepidSession struct {
 	Sid              string
 	ClientSecretHash []byte
@@ -143,6 +160,7 @@ type WritemodelUiaSession struct {
 	Completed []string
 	CreatedAt time.Time
 	UserID    *string
+	Done      bool
 }
 
 type WritemodelUser struct {

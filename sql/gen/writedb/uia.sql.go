@@ -26,7 +26,7 @@ func (q *Queries) UIASessionCompleteStage(ctx context.Context, db DBTX, arg UIAS
 }
 
 const uIASessionGet = `-- name: UIASessionGet :one
-SELECT session, kind, user_id, completed, created_at FROM writemodel.uia_sessions WHERE session = $1
+SELECT session, kind, user_id, completed, created_at, done FROM writemodel.uia_sessions WHERE session = $1
 `
 
 type UIASessionGetRow struct {
@@ -35,6 +35,7 @@ type UIASessionGetRow struct {
 	UserID    *string
 	Completed []string
 	CreatedAt time.Time
+	Done      bool
 }
 
 func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (UIASessionGetRow, error) {
@@ -46,6 +47,7 @@ func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (U
 		&i.UserID,
 		&i.Completed,
 		&i.CreatedAt,
+		&i.Done,
 	)
 	return i, err
 }

@@ -1,5 +1,5 @@
 -- name: UIASessionGet :one
-SELECT session, kind, user_id, completed, created_at FROM writemodel.uia_sessions WHERE session = @session;
+SELECT session, kind, user_id, completed, created_at, done FROM writemodel.uia_sessions WHERE session = @session;
 
 -- name: UIASessionInsert :exec
 INSERT INTO writemodel.uia_sessions (session, kind, user_id, created_at) VALUES (@session, @kind, @user_id, @created_at);
