@@ -76,10 +76,9 @@ func (c *Commands) UseIdentityProviders(p IdentityProviders) { c.idps = p }
 const ssoLoginLifetime = 15 * time.Minute
 
 // ssoLoginTokenLifetime is the lifetime of the login token handed to the client after
-// SSO. The spec asks for "around five seconds" (it travels in a URL, so it may end up
-// in a browser's history); a little more leaves room for a slow hand-over between a
-// browser and an app.
-const ssoLoginTokenLifetime = 10 * time.Second
+// SSO. The user first confirms, on a page of ours, that the client at redirectUrl may
+// have their session, so it must outlast a human click.
+const ssoLoginTokenLifetime = 2 * time.Minute
 
 // maxRedirectURLLength bounds the client's redirectUrl, which is stored in the log.
 const maxRedirectURLLength = 2048

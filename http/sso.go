@@ -125,8 +125,32 @@ func (s *Server) ssoCallback(c echo.Context) error {
 	if res.UIASession != "" {
 		return render(c, nethttp.StatusOK, uiaDonePage, nil)
 	}
-	return c.Redirect(nethttp.StatusFound, res.RedirectURL)
+	// The spec asks the server to confirm before handing a session to the client at
+	// redirectUrl: without this page, a crafted link would send a user who is logged in
+	// at the identity provider straight into an attacker's client, in one click.
+	host := res.RedirectURL
+	if u, err := url.Parse(res.RedirectURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return render(c, nethttp.StatusOK, ssoContinuePage, map[string]any{
+		// The client's URL may have an app's own scheme (myapp://); FinishSSO accepted
+		// only absolute URLs without script schemes, so the template may trust it.
+		"Server": s.cfg.ServerName, "Host": host, "URL": template.URL(res.RedirectURL),
+	})
 }
+
+// ssoContinuePage asks the user to confirm handing the login to the client.
+var ssoContinuePage = template.Must(template.New("continue").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="referrer" content="no-referrer">
+<title>Continue to your client</title></head>
+<body>
+<h1>Continue to {{.Host}}?</h1>
+<p>You are about to log in to your account on {{.Server}} with the application at
+<strong>{{.Host}}</strong>. Continue only if you started this login there.</p>
+<p><a id="continue" href="{{.URL}}">Continue to {{.Host}}</a></p>
+</body></html>
+`))
 
 var ssoConfirmPage = template.Must(template.New("confirm").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

@@ -7,12 +7,14 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,21 +348,26 @@ func (b *browser) startLogin(path, username string) string {
 	return b.atProvider(p.location, username)
 }
 
-// finish delivers the callback and returns the loginToken of the redirect to the
-// client.
+// finish delivers the callback, finds on the confirmation page the link that continues
+// to the client, and returns its loginToken.
 func (b *browser) finish(callback, redirectPrefix string) string {
 	b.t.Helper()
 	p := b.get(callback)
-	if p.status != http.StatusFound || !strings.HasPrefix(p.location, redirectPrefix) {
-		b.t.Fatalf("callback: %d %q %s", p.status, p.location, p.body)
+	m := regexp.MustCompile(`<a id="continue" href="([^"]+)"`).FindStringSubmatch(string(p.body))
+	if p.status != http.StatusOK || m == nil {
+		b.t.Fatalf("callback: %d %s", p.status, p.body)
 	}
-	u, err := url.Parse(p.location)
+	link := html.UnescapeString(m[1])
+	if !strings.HasPrefix(link, redirectPrefix) {
+		b.t.Fatalf("continue link %q does not go to %s", link, redirectPrefix)
+	}
+	u, err := url.Parse(link)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	tok := u.Query()["loginToken"]
 	if len(tok) != 1 || tok[0] == "" {
-		b.t.Fatalf("redirect without one loginToken: %s", p.location)
+		b.t.Fatalf("continue link without one loginToken: %s", link)
 	}
 	return tok[0]
 }
