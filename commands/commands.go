@@ -26,6 +26,8 @@ type Config struct {
 	// RegistrationRequiresEmail makes registration prove an e-mail address
 	// (m.login.email.identity), which becomes the account's 3PID.
 	RegistrationRequiresEmail bool
+	// Terms is the policy registration asks users to accept (m.login.terms); nil: none.
+	Terms *Terms
 	// ThreepidTokenLifetime is how long a mailed validation token works (an hour when 0).
 	ThreepidTokenLifetime time.Duration
 }
@@ -100,4 +102,9 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 	wrote = false
 	c.log.Committed()
 	return events[len(events)-1].Position, decideErr
+}
+
+// Terms is a policy users accept when they register.
+type Terms struct {
+	Name, Version, URL string
 }

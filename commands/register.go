@@ -78,12 +78,24 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		flow = []string{StageRegistrationToken}
 	}
 	flow = c.withEmailStage(flow)
+	var params map[string]any
+	if t := c.cfg.Terms; t != nil {
+		// The policy comes first, as in Synapse's flows.
+		flow = append([]string{StageTerms}, flow...)
+		params = map[string]any{StageTerms: map[string]any{"policies": map[string]any{
+			"terms_of_service": map[string]any{"version": t.Version, "en": map[string]string{"name": t.Name, "url": t.URL}},
+		}}}
+	}
 	var out Registered
 	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		email := registrationEmail{c: c}
-		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, auth: req.Auth},
+		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, params: params, auth: req.Auth},
 			func(stage string, done *eventlog.UIAStageCompleted) error {
+				if stage == StageTerms && c.cfg.Terms != nil {
+					done.TermsVersion = c.cfg.Terms.Version
+					return nil
+				}
 				if stage == StageEmailIdentity {
 					return email.check(ctx, tx, req.Auth, done)
 				}

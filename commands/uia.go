@@ -16,6 +16,7 @@ const (
 	StageDummy             = "m.login.dummy"
 	StagePassword          = "m.login.password"
 	StageRegistrationToken = "m.login.registration_token"
+	StageTerms             = "m.login.terms"
 )
 
 // AuthDict is the `auth` object of a user-interactive authentication request.

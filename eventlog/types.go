@@ -147,6 +147,8 @@ type UIAStageCompleted struct {
 	Stage   string `json:"stage"`
 	// Token is the registration token that m.login.registration_token accepted.
 	Token string `json:"token,omitempty"`
+	// TermsVersion is the version of the policy that m.login.terms accepted.
+	TermsVersion string `json:"terms_version,omitempty"`
 }
 
 // RegistrationTokenCreated: an operator created a registration token.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -509,5 +510,44 @@ func TestGuestUpgrade(t *testing.T) {
 				t.Errorf("%s: upgraded: %v", name, resp)
 			}
 		}
+	}
+}
+
+func TestRegistrationTerms(t *testing.T) {
+	t.Parallel()
+	s := newTestEnv(t, func(c *config.Config) {
+		c.Terms = config.Terms{Name: "Terms of Service", Version: "2026-11", URL: "https://spelt.test/terms"}
+	}).start()
+	status, _, body := s.raw("POST", "/_matrix/client/v3/register", "", []byte(`{"username":"terry","password":"pw"}`))
+	session, _ := body["session"].(string)
+	flows, _ := body["flows"].([]any)
+	if status != 401 || len(flows) != 1 || fmt.Sprint(flows[0].(map[string]any)["stages"]) != "[m.login.terms m.login.dummy]" {
+		t.Fatalf("flows: %d %v", status, body)
+	}
+	params, _ := body["params"].(map[string]any)
+	policy := params["m.login.terms"].(map[string]any)["policies"].(map[string]any)["terms_of_service"].(map[string]any)
+	if policy["version"] != "2026-11" || policy["en"].(map[string]any)["url"] != "https://spelt.test/terms" {
+		t.Fatalf("params: %v", params)
+	}
+	// The policy must be accepted first.
+	req := func(stage string) (int, map[string]any) {
+		status, _, body := s.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, map[string]any{
+			"username": "terry", "password": "pw", "auth": map[string]any{"type": stage, "session": session}}))
+		return status, body
+	}
+	if status, body := req("m.login.dummy"); status != 401 || body["errcode"] == nil {
+		t.Fatalf("dummy before terms: %d %v", status, body)
+	}
+	if status, body := req("m.login.terms"); status != 401 || fmt.Sprint(body["completed"]) != "[m.login.terms]" {
+		t.Fatalf("terms: %d %v", status, body)
+	}
+	if status, body := req("m.login.dummy"); status != 200 || body["user_id"] != "@terry:spelt.test" {
+		t.Fatalf("dummy after terms: %d %v", status, body)
+	}
+	// The log records which version was accepted.
+	var accepted string
+	if err := s.env.pool.QueryRow(context.Background(), `SELECT payload->>'terms_version' FROM eventlog.events
+		WHERE type = 'uia.stage_completed.v1' AND payload->>'stage' = 'm.login.terms'`).Scan(&accepted); err != nil || accepted != "2026-11" {
+		t.Errorf("accepted terms version in the log: %q %v", accepted, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
 	spelthttp "spelt.dev/spelt/http"
+	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/mailer"
 	"spelt.dev/spelt/internal/signingkey"
 	"spelt.dev/spelt/projections"
@@ -91,6 +92,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		RegistrationEnabled:  cfg.Registration.Enabled,
 		RegistrationRequires: cfg.Registration.RequireToken,
 		Guests:               cfg.Registration.Guests,
+		Terms:                terms(cfg),
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
 		RefreshableLifetime:  cfg.Auth.RefreshableAccessTokenLifetime.Duration,
 
@@ -207,4 +209,12 @@ func checkRestoredLog(ctx context.Context, e *env) error {
 		return errors.New("the event log holds transaction ids newer than this PostgreSQL cluster's: it was restored from a logical dump (pg_dump), which the log's ordering cannot survive; restore from a physical backup (pg_basebackup) instead")
 	}
 	return nil
+}
+
+// terms is the configured registration policy, if any.
+func terms(cfg config.Config) *commands.Terms {
+	if cfg.Terms.URL == "" {
+		return nil
+	}
+	return &commands.Terms{Name: cfg.Terms.Name, Version: cfg.Terms.Version, URL: cfg.Terms.URL}
 }

@@ -58,6 +58,7 @@ type Config struct {
 	HTTP         HTTP         `toml:"http"`
 	Auth         Auth         `toml:"auth"`
 	Support      Support      `toml:"support"`
+	Terms        Terms        `toml:"terms"`
 	Email        Email        `toml:"email"`
 	SSO          SSO          `toml:"sso"`
 }
@@ -152,6 +153,17 @@ type Support struct {
 	AdminMatrixID string `toml:"admin_matrix_id"`
 	// AdminEmail is the e-mail address of the server's administrator.
 	AdminEmail string `toml:"admin_email"`
+}
+
+// Terms is the [terms] section: a policy users accept when they register (the
+// m.login.terms stage of user-interactive authentication). Empty URL: none.
+type Terms struct {
+	// Name is the policy's name as clients show it.
+	Name string `toml:"name"`
+	// Version identifies the text users accept; change it with the text.
+	Version string `toml:"version"`
+	// URL is where the policy is published (absolute http(s) URL).
+	URL string `toml:"url"`
 }
 
 // Email is the [email] section: the SMTP server Spelt sends e-mail through
@@ -574,6 +586,17 @@ func (c Config) problems() []error {
 	}
 	if c.Auth.RefreshableAccessTokenLifetime.Duration <= 0 {
 		bad("auth.refreshable_access_token_lifetime", "%q is not a positive duration", c.Auth.RefreshableAccessTokenLifetime)
+	}
+	if c.Terms.URL != "" {
+		if u, err := url.Parse(c.Terms.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("terms.url", "%q is not an absolute http(s) URL", c.Terms.URL)
+		}
+		if c.Terms.Version == "" {
+			bad("terms.version", "must be set when terms.url is")
+		}
+		if c.Terms.Name == "" {
+			bad("terms.name", "must be set when terms.url is")
+		}
 	}
 	if c.Support.Page != "" {
 		if u, err := url.Parse(c.Support.Page); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
