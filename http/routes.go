@@ -1,5 +1,7 @@
 package http
 
+import "spelt.dev/spelt/commands"
+
 // routes lists every route Spelt serves. Unknown paths get 404 M_UNRECOGNIZED and
 // known paths with another method 405 M_UNRECOGNIZED (errors.go).
 func (s *Server) routes() {
@@ -44,7 +46,29 @@ func (s *Server) routes() {
 
 	// Third-party identifiers (spec: client-server API, "Adding Account Administrative
 	// Contact Information"), the requestToken endpoints and the pages the e-mails link to.
-	s.threepidRoutes(auth)
+	// Each request may send an e-mail: its own bucket, at the registration rates.
+	threepidLimit := newLimiter(s.cfg.RateLimits, s.cfg.RegisterPerSecond, s.cfg.RegisterBurst).middleware
+	c.POST("/register/email/requestToken", s.requestEmailToken(commands.ThreepidPurposeRegister), threepidLimit)
+	c.POST("/register/msisdn/requestToken", s.requestMSISDNToken, threepidLimit)
+	c.POST("/account/3pid/email/requestToken", s.requestEmailToken(commands.ThreepidPurposeAdd), threepidLimit)
+	c.POST("/account/3pid/msisdn/requestToken", s.requestMSISDNToken, threepidLimit)
+	c.POST("/account/password/email/requestToken", s.requestEmailToken(commands.ThreepidPurposePasswordReset), threepidLimit)
+	c.POST("/account/password/msisdn/requestToken", s.requestMSISDNToken, threepidLimit)
+	for path, purpose := range map[string]string{
+		submitPathRegister:      commands.ThreepidPurposeRegister,
+		submitPathAdd:           commands.ThreepidPurposeAdd,
+		submitPathPasswordReset: commands.ThreepidPurposePasswordReset,
+	} {
+		e.GET(path, s.confirmEmailPage(purpose))
+		e.POST(path, s.submitEmailToken(purpose), threepidLimit)
+	}
+
+	c.GET("/account/3pid", s.getThreepids, auth)
+	c.POST("/account/3pid", s.postThreepidDeprecated, auth)
+	c.POST("/account/3pid/add", s.addThreepid, auth)
+	c.POST("/account/3pid/bind", s.bindThreepid, auth)
+	c.POST("/account/3pid/delete", s.deleteThreepid, auth)
+	c.POST("/account/3pid/unbind", s.unbindThreepid, auth)
 
 	// Synapse-compatible shared-secret registration, for operators and test suites.
 	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)

@@ -47,37 +47,6 @@ const (
 	submitPathPasswordReset = "/_synapse/client/password_reset/email/submit_token"
 )
 
-// threepidRoutes adds the 3PID endpoints (spec: client-server API, "Adding Account
-// Administrative Contact Information", and the requestToken endpoints of "Account
-// registration and management").
-func (s *Server) threepidRoutes(auth echo.MiddlewareFunc) {
-	e := s.echo
-	c := e.Group("/_matrix/client/v3")
-	// Each request may send an e-mail: its own bucket, at the registration rates.
-	limit := newLimiter(s.cfg.RateLimits, s.cfg.RegisterPerSecond, s.cfg.RegisterBurst).middleware
-	c.POST("/register/email/requestToken", s.requestEmailToken(commands.ThreepidPurposeRegister), limit)
-	c.POST("/register/msisdn/requestToken", s.requestMSISDNToken, limit)
-	c.POST("/account/3pid/email/requestToken", s.requestEmailToken(commands.ThreepidPurposeAdd), limit)
-	c.POST("/account/3pid/msisdn/requestToken", s.requestMSISDNToken, limit)
-	c.POST("/account/password/email/requestToken", s.requestEmailToken(commands.ThreepidPurposePasswordReset), limit)
-	c.POST("/account/password/msisdn/requestToken", s.requestMSISDNToken, limit)
-	for path, purpose := range map[string]string{
-		submitPathRegister:      commands.ThreepidPurposeRegister,
-		submitPathAdd:           commands.ThreepidPurposeAdd,
-		submitPathPasswordReset: commands.ThreepidPurposePasswordReset,
-	} {
-		e.GET(path, s.confirmEmailPage(purpose))
-		e.POST(path, s.submitEmailToken(purpose), limit)
-	}
-
-	c.GET("/account/3pid", s.getThreepids, auth)
-	c.POST("/account/3pid", s.postThreepidDeprecated, auth)
-	c.POST("/account/3pid/add", s.addThreepid, auth)
-	c.POST("/account/3pid/bind", s.bindThreepid, auth)
-	c.POST("/account/3pid/delete", s.deleteThreepid, auth)
-	c.POST("/account/3pid/unbind", s.unbindThreepid, auth)
-}
-
 // optionalAuth authenticates the request like requireAuth when it carries an access
 // token, and lets it through without an identity when it does not (POST
 // /account/password: a password reset by e-mail has no token).
