@@ -308,7 +308,11 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 		if owner != "" && owner != req.UserID {
 			return nil, ErrThreepidInUse
 		}
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "add_threepid", userID: req.UserID, flows: passwordFlows,
+		flows, err := c.reauthFlows(ctx, tx, req.UserID)
+		if err != nil {
+			return nil, err
+		}
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "add_threepid", userID: req.UserID, flows: flows,
 			auth: req.Auth, passwordOK: ok}, noOtherStages)
 		if err != nil || owner == req.UserID {
 			return events, err
