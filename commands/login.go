@@ -11,6 +11,7 @@ import (
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/mxid"
 	"spelt.dev/spelt/internal/tokens"
+	"spelt.dev/spelt/sql/gen/writedb"
 )
 
 // newLogin prepares a device login: the device ID (generated when not given) and a
@@ -41,6 +42,23 @@ func (c *Commands) newLogin(deviceID string, displayName *string, refresh bool) 
 		l.expiresAt = &t
 	}
 	return l
+}
+
+// events are the events of the login: the tokens of a device that already exists are
+// revoked first (spec: "If the client sets the device_id, the server will invalidate
+// any access and refresh tokens previously assigned to that device").
+func (c *Commands) loginEvents(ctx context.Context, tx pgx.Tx, l pendingLogin, userID string) ([]eventlog.NewEvent, error) {
+	exists, err := c.q.DeviceExists(ctx, tx, writedb.DeviceExistsParams{UserID: userID, DeviceID: l.deviceID})
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return []eventlog.NewEvent{l.event(userID)}, nil
+	}
+	return []eventlog.NewEvent{{
+		Stream: eventlog.UserStream(userID), Type: eventlog.TypeDeviceTokensRevoked, ExpectVersion: eventlog.AnyVersion,
+		Data: eventlog.DeviceTokensRevoked{UserID: userID, DeviceID: l.deviceID},
+	}, l.event(userID)}, nil
 }
 
 func (l pendingLogin) event(userID string) eventlog.NewEvent {
@@ -95,7 +113,12 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	if err != nil {
 		return LoggedIn{}, err
 	}
-	if u.PasswordHash == nil || !checkPassword(*u.PasswordHash, req.Password) {
+	if u.PasswordHash == nil {
+		// As long as a wrong password takes: no telling which accounts have none.
+		checkPassword(dummyHash, req.Password)
+		return LoggedIn{}, ErrInvalidCredentials
+	}
+	if !checkPassword(*u.PasswordHash, req.Password) {
 		return LoggedIn{}, ErrInvalidCredentials
 	}
 	if u.Deactivated {
@@ -111,7 +134,7 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 		if u.Deactivated {
 			return nil, ErrUserDeactivated
 		}
-		return []eventlog.NewEvent{login.event(userID)}, nil
+		return c.loginEvents(ctx, tx, login, userID)
 	})
 	if err != nil {
 		return LoggedIn{}, err

@@ -85,10 +85,14 @@ func (c *Commands) LoginWithToken(ctx context.Context, meta Meta, req TokenLogin
 			return nil, ErrUserDeactivated
 		}
 		userID = t.UserID
-		return []eventlog.NewEvent{{
+		events, err := c.loginEvents(ctx, tx, login, userID)
+		if err != nil {
+			return nil, err
+		}
+		return append([]eventlog.NewEvent{{
 			Stream: eventlog.UserStream(userID), Type: eventlog.TypeLoginTokenUsed, ExpectVersion: eventlog.AnyVersion,
 			Data: eventlog.LoginTokenUsed{UserID: userID, TokenHash: hash},
-		}, login.event(userID)}, nil
+		}}, events...), nil
 	})
 	if err != nil {
 		return LoggedIn{}, err

@@ -72,6 +72,11 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err == nil {
 				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
 			}
+		case eventlog.TypeDeviceTokensRevoked:
+			var d eventlog.DeviceTokensRevoked
+			if err = e.Decode(&d); err == nil {
+				err = q.RefreshTokenDeleteByDevice(ctx, &b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
+			}
 		case eventlog.TypeGuestUpgraded:
 			var d eventlog.GuestUpgraded
 			if err = e.Decode(&d); err == nil {

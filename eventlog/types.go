@@ -15,6 +15,7 @@ const (
 	TypeDevicesSeen              = "account.devices_seen.v1"
 	TypeTokensRefreshed          = "account.tokens_refreshed.v1"
 	TypeGuestUpgraded            = "account.guest_upgraded.v1"
+	TypeDeviceTokensRevoked      = "account.device_tokens_revoked.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
 	TypeUIAStageCompleted        = "uia.stage_completed.v1"
 	TypeRegistrationTokenCreated = "registration_token.created.v1"
@@ -27,7 +28,7 @@ const (
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
 	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
-	TypeGuestUpgraded,
+	TypeGuestUpgraded, TypeDeviceTokensRevoked,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked, TypeRegistrationTokenUpdated,
 }
@@ -85,6 +86,14 @@ type DeviceLoggedOut struct {
 // AllDevicesLoggedOut: every device of the user and all their tokens are gone.
 type AllDevicesLoggedOut struct {
 	UserID string `json:"user_id"`
+}
+
+// DeviceTokensRevoked: every access and refresh token of the device stopped working;
+// the device itself stays (a login naming an existing device ID, spec: "Relationship
+// between access tokens and devices").
+type DeviceTokensRevoked struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
 }
 
 // GuestUpgraded: a guest account became a full account with a password, keeping its

@@ -83,9 +83,9 @@ func (s *Server) adminNewRegistrationToken(c echo.Context) error {
 	}
 	var expiry *time.Time
 	if req.ExpiryTime != nil {
-		t := time.UnixMilli(*req.ExpiryTime).UTC()
-		if t.Before(time.Now()) {
-			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "expiry_time must not be in the past")
+		t, err := expiryTime(*req.ExpiryTime)
+		if err != nil {
+			return err
 		}
 		expiry = &t
 	}
@@ -118,7 +118,10 @@ func (s *Server) adminUpdateRegistrationToken(c echo.Context) error {
 		if ms == nil {
 			ch.ClearExpiryTime = true
 		} else {
-			t := time.UnixMilli(*ms).UTC()
+			t, err := expiryTime(*ms)
+			if err != nil {
+				return err
+			}
 			ch.ExpiryTime = &t
 		}
 	}
@@ -154,4 +157,14 @@ func (s *Server) respondRegistrationToken(c echo.Context, token string, pos even
 		return err
 	}
 	return c.JSON(nethttp.StatusOK, registrationTokenJSON(t))
+}
+
+// expiryTime reads a token's expiry_time (ms since the epoch): in the future, and not
+// past year 9999, beyond which times cannot be written as RFC 3339.
+func expiryTime(ms int64) (time.Time, error) {
+	t := time.UnixMilli(ms).UTC()
+	if t.Before(time.Now()) || t.Year() > 9999 {
+		return time.Time{}, matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "expiry_time must be a time in the future, before the year 10000")
+	}
+	return t, nil
 }

@@ -14,6 +14,9 @@ func (s *Server) routes() {
 	e.GET("/.well-known/matrix/support", s.wellKnownSupport)
 	e.GET("/_matrix/client/versions", s.versions)
 
+	// Operations that take a password (login, and user-interactive authentication)
+	// share the login limiter: password guessing is limited wherever it can happen.
+
 	// Account registration and login (spec: client-server API, "Client Authentication").
 	c := e.Group("/_matrix/client/v3")
 	c.POST("/register", s.postRegister, s.register.middleware)
@@ -33,16 +36,16 @@ func (s *Server) routes() {
 	c.GET("/account/whoami", s.whoami, guestAuth)
 	c.POST("/logout", s.logout, guestAuth)
 	c.POST("/logout/all", s.logoutAll, auth)
-	c.POST("/account/password", s.changePassword, optionalAuth(s.q, s.seen)) // no token: reset by e-mail
-	c.POST("/account/deactivate", s.deactivate, auth)
+	c.POST("/account/password", s.changePassword, optionalAuth(s.q, s.seen), s.login.middleware) // no token: reset by e-mail
+	c.POST("/account/deactivate", s.deactivate, auth, s.login.middleware)
 	c.GET("/capabilities", s.capabilities, auth)
 
 	// Devices (spec: client-server API, "Device management").
 	c.GET("/devices", s.listDevices, guestAuth)
 	c.GET("/devices/:deviceId", s.getDevice, guestAuth)
 	c.PUT("/devices/:deviceId", s.putDevice, guestAuth)
-	c.DELETE("/devices/:deviceId", s.deleteDevice, auth)
-	c.POST("/delete_devices", s.deleteDevices, auth)
+	c.DELETE("/devices/:deviceId", s.deleteDevice, auth, s.login.middleware)
+	c.POST("/delete_devices", s.deleteDevices, auth, s.login.middleware)
 
 	// Third-party identifiers (spec: client-server API, "Adding Account Administrative
 	// Contact Information"), the requestToken endpoints and the pages the e-mails link to.
@@ -65,13 +68,13 @@ func (s *Server) routes() {
 
 	c.GET("/account/3pid", s.getThreepids, auth)
 	c.POST("/account/3pid", s.postThreepidDeprecated, auth)
-	c.POST("/account/3pid/add", s.addThreepid, auth)
+	c.POST("/account/3pid/add", s.addThreepid, auth, s.login.middleware)
 	c.POST("/account/3pid/bind", s.bindThreepid, auth)
 	c.POST("/account/3pid/delete", s.deleteThreepid, auth)
 	c.POST("/account/3pid/unbind", s.unbindThreepid, auth)
 
 	// Synapse-compatible shared-secret registration, for operators and test suites.
-	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce)
+	e.GET("/_synapse/admin/v1/register", s.adminRegisterNonce, s.register.middleware)
 	e.POST("/_synapse/admin/v1/register", s.adminRegister, s.register.middleware)
 
 	// Synapse-compatible admin API (server admins only).

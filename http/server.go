@@ -100,6 +100,9 @@ type Server struct {
 // New builds the server and its routes.
 func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) *Server {
 	e := echo.New()
+	// The client's address is the connection's: X-Forwarded-For and X-Real-IP are
+	// whatever a client writes, and rate limits and last-seen addresses must not be.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(logger)
@@ -111,7 +114,7 @@ func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) 
 		seen:     newSeenTracker(),
 	}
 	e.Pre(requestIDs, accessLog(logger), cors)
-	e.Use(recoverer(logger), bodyLimit(cfg.MaxBodyBytes))
+	e.Use(recoverer(logger), noNUL, bodyLimit(cfg.MaxBodyBytes))
 	s.routes()
 	return s
 }

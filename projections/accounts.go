@@ -30,7 +30,7 @@ func (Accounts) Handles(t string) bool {
 	case eventlog.TypeAccountRegistered, eventlog.TypeDeviceLoggedIn,
 		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut,
 		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen,
-		eventlog.TypeTokensRefreshed, eventlog.TypeGuestUpgraded:
+		eventlog.TypeTokensRefreshed, eventlog.TypeGuestUpgraded, eventlog.TypeDeviceTokensRevoked:
 		return true
 	}
 	return false
@@ -154,6 +154,11 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 			}
 			if err == nil {
 				err = q.AccessTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeDeviceTokensRevoked:
+			var d eventlog.DeviceTokensRevoked
+			if err = e.Decode(&d); err == nil {
+				err = q.AccessTokenDeleteByDevice(ctx, &b, projdb.AccessTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeGuestUpgraded:
 			var d eventlog.GuestUpgraded
