@@ -234,7 +234,10 @@ func (c *Commands) SubmitThreepidToken(ctx context.Context, meta Meta, sid, clie
 
 // validatedSession returns the session sid if clientSecret is its secret and it was
 // validated recently enough to be used.
-func (c *Commands) validatedSession(ctx context.Context, db writedb.DBTX, sid, clientSecret string) (writedb.WritemodelThreepidSession, error) {
+// The session must have been requested for purpose: an address validated to be added
+// to an account does not reset the password of the account that owns it, nor register
+// one.
+func (c *Commands) validatedSession(ctx context.Context, db writedb.DBTX, sid, clientSecret, purpose string) (writedb.WritemodelThreepidSession, error) {
 	s, err := c.q.ThreepidSessionGet(ctx, db, sid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, fmt.Errorf("%w: no validation session matches sid and client_secret", ErrThreepidAuthFailed)
@@ -244,6 +247,9 @@ func (c *Commands) validatedSession(ctx context.Context, db writedb.DBTX, sid, c
 	}
 	if subtle.ConstantTimeCompare(s.ClientSecretHash, tokens.Hash(clientSecret)) != 1 {
 		return s, fmt.Errorf("%w: no validation session matches sid and client_secret", ErrThreepidAuthFailed)
+	}
+	if s.Purpose != purpose {
+		return s, fmt.Errorf("%w: the validation session was requested for another purpose", ErrThreepidAuthFailed)
 	}
 	if s.ValidatedAt == nil {
 		return s, fmt.Errorf("%w: the address has not been validated yet (follow the link in the e-mail)", ErrThreepidAuthFailed)
@@ -297,7 +303,7 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 	}
 	ok := c.checkUIAPassword(ctx, req.UserID, req.Auth)
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		s, err := c.validatedSession(ctx, tx, req.SID, req.ClientSecret)
+		s, err := c.validatedSession(ctx, tx, req.SID, req.ClientSecret, ThreepidPurposeAdd)
 		if err != nil {
 			return nil, err
 		}
@@ -358,12 +364,12 @@ func (c *Commands) RemoveThreepid(ctx context.Context, meta Meta, userID, medium
 // emailStage is the m.login.email.identity stage of uiaSession: the credentials must
 // name a validated session that no other user-interactive authentication used. It
 // returns the session and the event that marks it used.
-func (c *Commands) emailStage(ctx context.Context, tx pgx.Tx, auth *AuthDict, uiaSession string) (writedb.WritemodelThreepidSession, eventlog.NewEvent, error) {
+func (c *Commands) emailStage(ctx context.Context, tx pgx.Tx, auth *AuthDict, uiaSession, purpose string) (writedb.WritemodelThreepidSession, eventlog.NewEvent, error) {
 	var used eventlog.NewEvent
 	if auth.ThreepidSID == "" || auth.ThreepidClientSecret == "" {
 		return writedb.WritemodelThreepidSession{}, used, badRequest("threepid_creds with sid and client_secret are required")
 	}
-	s, err := c.validatedSession(ctx, tx, auth.ThreepidSID, auth.ThreepidClientSecret)
+	s, err := c.validatedSession(ctx, tx, auth.ThreepidSID, auth.ThreepidClientSecret, purpose)
 	if err != nil {
 		return s, used, err
 	}
@@ -401,7 +407,7 @@ type registrationEmail struct {
 
 // check is the stage check: the session must be validated and its address free.
 func (r *registrationEmail) check(ctx context.Context, tx pgx.Tx, auth *AuthDict, done *eventlog.UIAStageCompleted) error {
-	s, used, err := r.c.emailStage(ctx, tx, auth, done.Session)
+	s, used, err := r.c.emailStage(ctx, tx, auth, done.Session, ThreepidPurposeRegister)
 	if err != nil {
 		return err
 	}
@@ -462,9 +468,13 @@ func (c *Commands) ResetPassword(ctx context.Context, meta Meta, req ResetPasswo
 	if len(req.NewPassword) > maxPasswordLength {
 		return eventlog.Position{}, badRequest("password too long")
 	}
+	// Hash (slow, and anyone may call this) only once the credentials name a validated
+	// session; the transaction checks them again.
 	var hash string
 	if req.Auth != nil && req.Auth.Type == StageEmailIdentity {
-		hash = hashPassword(req.NewPassword)
+		if _, err := c.validatedSession(ctx, c.pool, req.Auth.ThreepidSID, req.Auth.ThreepidClientSecret, ThreepidPurposePasswordReset); err == nil {
+			hash = hashPassword(req.NewPassword)
+		}
 	}
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		var userID string
@@ -474,7 +484,7 @@ func (c *Commands) ResetPassword(ctx context.Context, meta Meta, req ResetPasswo
 				if stage != StageEmailIdentity {
 					return badRequest("stage %q is not supported here", stage)
 				}
-				s, usedEvent, err := c.emailStage(ctx, tx, req.Auth, done.Session)
+				s, usedEvent, err := c.emailStage(ctx, tx, req.Auth, done.Session, ThreepidPurposePasswordReset)
 				if err != nil {
 					return err
 				}
@@ -498,6 +508,11 @@ func (c *Commands) ResetPassword(ctx context.Context, meta Meta, req ResetPasswo
 		events = append(events, used...)
 		if err != nil {
 			return events, err
+		}
+		if hash == "" {
+			// Validated between the check before the transaction and this one: the
+			// client tries again, and is hashed then.
+			return nil, fmt.Errorf("%w: the validation session changed meanwhile; try again", ErrThreepidAuthFailed)
 		}
 		events = append(events, eventlog.NewEvent{
 			Stream: eventlog.UserStream(userID), Type: eventlog.TypePasswordChanged, ExpectVersion: eventlog.AnyVersion,

@@ -702,7 +702,12 @@ func TestThreepidRegistrationAndPasswordReset(t *testing.T) {
 	if status != 401 || fmt.Sprint(body["flows"]) != "[map[stages:[m.login.email.identity]]]" {
 		t.Fatalf("reset: %d %v", status, body)
 	}
+	// A session validated to add an address to an account resets no password.
+	addSid := s.requestEmailToken("account/3pid", "someone@example.org", "add-secret", 1)
+	s.submitToken(mb.next(t).link(t, "someone@example.org"))
 	before := s.eventCount()
+	status, body = reset(map[string]any{"new_password": "new", "auth": emailAuth(resetSession, addSid, "add-secret")})
+	wantError(t, "reset with a session validated for adding", status, body, 401, "M_THREEPID_AUTH_FAILED")
 	status, body = reset(map[string]any{"auth": emailAuth(resetSession, rl.sid, rl.clientSecret)})
 	wantError(t, "reset without new_password", status, body, 400, "M_MISSING_PARAM")
 	status, body = reset(map[string]any{"new_password": "new", "auth": emailAuth(resetSession, sid, "reg")})
