@@ -329,7 +329,7 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 
 func threepidAdded(userID string, s writedb.WritemodelThreepidSession) eventlog.NewEvent {
 	return eventlog.NewEvent{
-		Stream: eventlog.UserStream(userID), Type: eventlog.TypeThreepidAdded, ExpectVersion: eventlog.AnyVersion,
+		Stream: eventlog.ThreepidStream(s.Medium, s.Address), Type: eventlog.TypeThreepidAdded, ExpectVersion: eventlog.AnyVersion,
 		Data: eventlog.ThreepidAdded{UserID: userID, Medium: s.Medium, Address: s.Address, ValidatedAt: *s.ValidatedAt, SID: s.Sid},
 	}
 }
@@ -354,7 +354,7 @@ func (c *Commands) RemoveThreepid(ctx context.Context, meta Meta, userID, medium
 		}
 		removed = true
 		return []eventlog.NewEvent{{
-			Stream: eventlog.UserStream(userID), Type: eventlog.TypeThreepidRemoved, ExpectVersion: eventlog.AnyVersion,
+			Stream: eventlog.ThreepidStream(medium, address), Type: eventlog.TypeThreepidRemoved, ExpectVersion: eventlog.AnyVersion,
 			Data: eventlog.ThreepidRemoved{UserID: userID, Medium: medium, Address: address},
 		}}, nil
 	})

@@ -21,6 +21,11 @@ func init() {
 // ThreepidSessionStream is the stream of one 3PID validation session.
 func ThreepidSessionStream(sid string) string { return "threepid_session:" + sid }
 
+// ThreepidStream is the stream of one address: its additions and removals, so that two
+// accounts adding the same address at once conflict on its version (one gets
+// ErrVersionConflict, retries, and finds the address taken).
+func ThreepidStream(medium, address string) string { return "threepid:" + medium + ":" + address }
+
 // ThreepidValidationRequested: a validation token was sent to an address, starting the
 // session SID or, when the session exists, replacing its token (a new send attempt).
 type ThreepidValidationRequested struct {

@@ -769,3 +769,49 @@ func TestThreepidRegistrationAndPasswordReset(t *testing.T) {
 		t.Errorf("erin's threepids: %v", got)
 	}
 }
+
+// TestThreepidAddRace: two accounts adding one address at the same moment; the
+// address's stream serialises them, so exactly one gets it.
+func TestThreepidAddRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, withMailbox(t)).start()
+	mb := mailboxOf(t, s)
+	type contender struct {
+		token, user, sid, secret, session string
+	}
+	var cs []*contender
+	for _, u := range []string{"racer1", "racer2"} {
+		reg := s.register(ctx, u, "pw")
+		c := &contender{token: reg.AccessToken, user: u, secret: "secret-" + u}
+		c.sid = s.requestEmailToken("account/3pid", "shared@example.org", c.secret, 1)
+		s.submitToken(mb.next(t).link(t, "shared@example.org"))
+		_, _, body := s.raw("POST", "/_matrix/client/v3/account/3pid/add", c.token, mustJSON(t, map[string]any{"sid": c.sid, "client_secret": c.secret}))
+		c.session, _ = body["session"].(string)
+		cs = append(cs, c)
+	}
+	statuses := make(chan int, len(cs))
+	for _, c := range cs {
+		go func() {
+			status, _, _ := s.raw("POST", "/_matrix/client/v3/account/3pid/add", c.token, mustJSON(t, map[string]any{
+				"sid": c.sid, "client_secret": c.secret, "auth": passwordAuth(c.session, c.user, "pw")}))
+			statuses <- status
+		}()
+	}
+	won := 0
+	for range cs {
+		if <-statuses == 200 {
+			won++
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d accounts got the address, want 1", won)
+	}
+	owners := 0
+	for _, c := range cs {
+		owners += len(s.threepids(c.token))
+	}
+	if owners != 1 {
+		t.Errorf("the address is on %d accounts", owners)
+	}
+}
