@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,9 @@ type Config struct {
 	RegistrationRequiresEmail bool
 	// Terms is the policy registration asks users to accept (m.login.terms); nil: none.
 	Terms *Terms
+	// UIASecret signs the IDs of registration sessions not stored yet; every process of
+	// a server must share it. Empty: a random one per process.
+	UIASecret []byte
 	// ThreepidTokenLifetime is how long a mailed validation token works (an hour when 0).
 	ThreepidTokenLifetime time.Duration
 }
@@ -41,6 +45,9 @@ type Commands struct {
 	logger *slog.Logger
 	now    func() time.Time
 	idps   IdentityProviders // nil: no single sign-on
+
+	secretOnce sync.Once
+	secret     []byte
 }
 
 // New returns Commands.

@@ -60,24 +60,35 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 	var events []eventlog.NewEvent
 	var session string
 	var completed []string
+	// A registration session is stored only when a stage completes (see uia_session.go).
+	lazy := r.kind == "register" && r.userID == ""
+	stored := false
 	if r.auth != nil && r.auth.Session != "" {
 		s, err := c.q.UIASessionGet(ctx, tx, r.auth.Session)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil, ErrUnknownSession
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if !lazy || !c.signedSessionValid(r.kind, r.auth.Session) {
+				return nil, nil, ErrUnknownSession
+			}
+			session = r.auth.Session
+		case err != nil:
 			return nil, nil, err
+		default:
+			owner := ""
+			if s.UserID != nil {
+				owner = *s.UserID
+			}
+			if s.Kind != r.kind || owner != r.userID || s.Done || c.now().Sub(s.CreatedAt) > sessionLifetime {
+				return nil, nil, ErrUnknownSession
+			}
+			session, completed, stored = s.Session, s.Completed, true
 		}
-		owner := ""
-		if s.UserID != nil {
-			owner = *s.UserID
-		}
-		if s.Kind != r.kind || owner != r.userID || s.Done {
-			return nil, nil, ErrUnknownSession
-		}
-		session, completed = s.Session, s.Completed
+	} else if lazy {
+		session = c.newSignedSession(r.kind)
 	} else {
 		session = tokens.Random(18)
+	}
+	if !stored && !lazy {
 		events = append(events, eventlog.NewEvent{
 			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted, ExpectVersion: eventlog.NoStream,
 			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID},
@@ -95,7 +106,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		// A session whose last stage was completed out of band (m.login.sso, through
 		// its fallback page) is resubmitted with its session alone; m.login.sso cannot
 		// be completed otherwise, so submitting it means the same.
-		if len(events) == 0 && slices.ContainsFunc(r.flows, func(f []string) bool { return slices.Equal(f, completed) }) {
+		if stored && slices.ContainsFunc(r.flows, func(f []string) bool { return slices.Equal(f, completed) }) {
 			return []eventlog.NewEvent{sessionCompleted(session)}, &eventlog.UIAStageCompleted{Session: session}, nil
 		}
 		return events, nil, challenge(completed, nil)
@@ -122,6 +133,13 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		if err := check(r.auth.Type, done); err != nil {
 			return events, nil, challenge(completed, err)
 		}
+	}
+	if lazy && !stored {
+		// The session's first completed stage: now it is worth storing.
+		events = append(events, eventlog.NewEvent{
+			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted, ExpectVersion: eventlog.NoStream,
+			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID},
+		})
 	}
 	events = append(events, eventlog.NewEvent{
 		Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIAStageCompleted, Data: *done, ExpectVersion: eventlog.AnyVersion,

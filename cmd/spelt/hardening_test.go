@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,43 @@ func TestRegistrationTokenExpiryBounds(t *testing.T) {
 	}
 	status, _, resp = s.raw("PUT", "/_synapse/admin/v1/registration_tokens/t1", admin.AccessToken, []byte(`{"expiry_time":999999999999999999}`))
 	wantError(t, "update far expiry", status, resp, 400, "M_INVALID_PARAM")
+}
+
+// TestRegistrationSessionsCostNothingUntilUsed: anyone may start registrations, so a
+// session is written to the log only when its first stage completes; its ID proves
+// itself meanwhile, to any process of the server.
+func TestRegistrationSessionsCostNothingUntilUsed(t *testing.T) {
+	t.Parallel()
+	te := newTestEnv(t, nil)
+	a, b := te.start(), te.start()
+	before := a.eventCount()
+	var session string
+	for range 20 {
+		status, _, body := a.raw("POST", "/_matrix/client/v3/register", "", []byte(`{"username":"lazy","password":"pw"}`))
+		session, _ = body["session"].(string)
+		if status != 401 || session == "" {
+			t.Fatalf("first stage: %d %v", status, body)
+		}
+	}
+	if after := a.eventCount(); after != before {
+		t.Errorf("20 unanswered registration challenges appended %d events", after-before)
+	}
+	for name, forged := range map[string]string{
+		"made up":       "abc.def.ghi",
+		"tampered time": strings.Replace(session, ".", ".z", 1),
+	} {
+		status, _, body := a.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, map[string]any{
+			"username": "lazy", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": forged}}))
+		wantError(t, name, status, body, 400, "M_UNKNOWN")
+	}
+	// Another process accepts the session.
+	status, _, body := b.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, map[string]any{
+		"username": "lazy", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session}}))
+	if status != 200 || body["user_id"] != "@lazy:spelt.test" {
+		t.Fatalf("completing on the other process: %d %v", status, body)
+	}
+	// And it is single use.
+	status, _, body = a.raw("POST", "/_matrix/client/v3/register", "", mustJSON(t, map[string]any{
+		"username": "lazy2", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session}}))
+	wantError(t, "reused session", status, body, 400, "M_UNKNOWN")
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +81,12 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	if created {
 		e.logger.InfoContext(ctx, "created signing key", slog.String("path", e.cfg.SigningKeyPath()), slog.String("key_id", key.ID))
 	}
+	// Registration sessions are signed, not stored, until used; every process of the
+	// server must accept the others', so the key derives from the shared signing key.
+	uiaSecret, err := hkdf.Key(sha256.New, key.Private.Seed(), nil, "spelt uia session secret v1", 32)
+	if err != nil {
+		return nil, err
+	}
 	release, err := commands.HoldWriterLock(ctx, e.pool)
 	if err != nil {
 		return nil, err
@@ -93,6 +101,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		RegistrationRequires: cfg.Registration.RequireToken,
 		Guests:               cfg.Registration.Guests,
 		Terms:                terms(cfg),
+		UIASecret:            uiaSecret,
 		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime.Duration,
 		RefreshableLifetime:  cfg.Auth.RefreshableAccessTokenLifetime.Duration,
 
