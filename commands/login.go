@@ -144,8 +144,9 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 }
 
 // Refresh exchanges a refresh token for a new access token and a new refresh token
-// (POST /refresh). The refresh token used, and the access tokens issued with it, stop
-// working.
+// (POST /refresh). The access tokens issued with the refresh token used stop working;
+// the refresh token itself works until its successor is used (spec: "Refreshing access
+// tokens"), and using it again replaces the pair it gave before.
 func (c *Commands) Refresh(ctx context.Context, meta Meta, refreshToken string) (LoggedIn, error) {
 	used := tokens.Hash(refreshToken)
 	l := c.newLogin("-", nil, true)
@@ -158,11 +159,22 @@ func (c *Commands) Refresh(ctx context.Context, meta Meta, refreshToken string) 
 		if err != nil {
 			return nil, err
 		}
+		// Used before: the client lost the answer; the pair it got then is replaced.
+		var revoke [][]byte
+		if rt.NextHash != nil {
+			revoke = append(revoke, rt.NextHash)
+		}
+		// Its predecessor was kept for such a retry; using this one ends that.
+		preds, err := c.q.RefreshTokenPredecessor(ctx, tx, used)
+		if err != nil {
+			return nil, err
+		}
+		revoke = append(revoke, preds...)
 		out = LoggedIn{UserID: rt.UserID, DeviceID: rt.DeviceID, AccessToken: l.token, RefreshToken: l.refreshToken, ExpiresIn: l.expiresIn}
 		return []eventlog.NewEvent{{
-			Stream: eventlog.UserStream(rt.UserID), Type: eventlog.TypeTokensRefreshed, ExpectVersion: eventlog.AnyVersion,
-			Data: eventlog.TokensRefreshed{UserID: rt.UserID, DeviceID: rt.DeviceID, UsedRefreshHash: used,
-				TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt, RefreshTokenHash: tokens.Hash(l.refreshToken)},
+			Stream: eventlog.UserStream(rt.UserID), Type: eventlog.TypeTokensRefreshedV2, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.TokensRefreshedV2{UserID: rt.UserID, DeviceID: rt.DeviceID, UsedRefreshHash: used,
+				TokenHash: tokens.Hash(l.token), ExpiresAt: l.expiresAt, RefreshTokenHash: tokens.Hash(l.refreshToken), Revoke: revoke},
 		}}, nil
 	})
 	if err != nil {

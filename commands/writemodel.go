@@ -72,6 +72,21 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err == nil {
 				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
 			}
+		case eventlog.TypeTokensRefreshedV2:
+			var d eventlog.TokensRefreshedV2
+			if err = e.Decode(&d); err == nil {
+				for _, h := range d.Revoke {
+					if err = q.RefreshTokenDelete(ctx, &b, h); err != nil {
+						break
+					}
+				}
+			}
+			if err == nil {
+				err = q.RefreshTokenSetNext(ctx, &b, writedb.RefreshTokenSetNextParams{TokenHash: d.UsedRefreshHash, NextHash: d.RefreshTokenHash})
+			}
+			if err == nil {
+				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+			}
 		case eventlog.TypeDeviceTokensRevoked:
 			var d eventlog.DeviceTokensRevoked
 			if err = e.Decode(&d); err == nil {

@@ -14,6 +14,7 @@ const (
 	TypeDeviceRenamed            = "account.device_renamed.v1"
 	TypeDevicesSeen              = "account.devices_seen.v1"
 	TypeTokensRefreshed          = "account.tokens_refreshed.v1"
+	TypeTokensRefreshedV2        = "account.tokens_refreshed.v2"
 	TypeGuestUpgraded            = "account.guest_upgraded.v1"
 	TypeDeviceTokensRevoked      = "account.device_tokens_revoked.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
@@ -28,7 +29,7 @@ const (
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
 	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
-	TypeGuestUpgraded, TypeDeviceTokensRevoked,
+	TypeGuestUpgraded, TypeDeviceTokensRevoked, TypeTokensRefreshedV2,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked, TypeRegistrationTokenUpdated,
 }
@@ -67,7 +68,8 @@ type DeviceLoggedIn struct {
 }
 
 // TokensRefreshed: a refresh token was used (and so revoked, with the access tokens
-// issued with it) for a new access token and a new refresh token.
+// issued with it) for a new access token and a new refresh token. Written before
+// TokensRefreshedV2; replay still applies it so.
 type TokensRefreshed struct {
 	UserID           string     `json:"user_id"`
 	DeviceID         string     `json:"device_id"`
@@ -86,6 +88,22 @@ type DeviceLoggedOut struct {
 // AllDevicesLoggedOut: every device of the user and all their tokens are gone.
 type AllDevicesLoggedOut struct {
 	UserID string `json:"user_id"`
+}
+
+// TokensRefreshedV2: a refresh token was used for a new access token and a new refresh
+// token. The access tokens issued with the used one stop working; the used refresh
+// token itself stays valid until its successor is used (spec: "Refreshing access
+// tokens"), so a client that lost the answer can refresh again. Revoke lists refresh
+// tokens that stop working now, with their access tokens: the used token's earlier
+// successor (when it is used again) and the used token's predecessor.
+type TokensRefreshedV2 struct {
+	UserID           string     `json:"user_id"`
+	DeviceID         string     `json:"device_id"`
+	UsedRefreshHash  []byte     `json:"used_refresh_hash"`
+	TokenHash        []byte     `json:"token_hash"`
+	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
+	RefreshTokenHash []byte     `json:"refresh_token_hash"`
+	Revoke           [][]byte   `json:"revoke,omitempty"`
 }
 
 // DeviceTokensRevoked: every access and refresh token of the device stopped working;

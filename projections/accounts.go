@@ -30,7 +30,8 @@ func (Accounts) Handles(t string) bool {
 	case eventlog.TypeAccountRegistered, eventlog.TypeDeviceLoggedIn,
 		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut,
 		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen,
-		eventlog.TypeTokensRefreshed, eventlog.TypeGuestUpgraded, eventlog.TypeDeviceTokensRevoked:
+		eventlog.TypeTokensRefreshed, eventlog.TypeGuestUpgraded, eventlog.TypeDeviceTokensRevoked,
+		eventlog.TypeTokensRefreshedV2:
 		return true
 	}
 	return false
@@ -154,6 +155,21 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 			}
 			if err == nil {
 				err = q.AccessTokenDeleteByUser(ctx, &b, d.UserID)
+			}
+		case eventlog.TypeTokensRefreshedV2:
+			var d eventlog.TokensRefreshedV2
+			if err = e.Decode(&d); err == nil {
+				for _, h := range append(d.Revoke, d.UsedRefreshHash) {
+					if err = q.AccessTokenDeleteByRefresh(ctx, &b, h); err != nil {
+						break
+					}
+				}
+			}
+			if err == nil {
+				err = q.AccessTokenInsert(ctx, &b, projdb.AccessTokenInsertParams{
+					TokenHash: d.TokenHash, UserID: d.UserID, DeviceID: d.DeviceID, CreatedAt: e.RecordedAt,
+					ExpiresAt: d.ExpiresAt, RefreshHash: d.RefreshTokenHash,
+				})
 			}
 		case eventlog.TypeDeviceTokensRevoked:
 			var d eventlog.DeviceTokensRevoked

@@ -120,13 +120,18 @@ func (q *Queries) RefreshTokenDeleteByUser(ctx context.Context, db DBTX, userID 
 }
 
 const refreshTokenGet = `-- name: RefreshTokenGet :one
-SELECT token_hash, user_id, device_id FROM writemodel.refresh_tokens WHERE token_hash = $1
+SELECT token_hash, user_id, device_id, next_hash FROM writemodel.refresh_tokens WHERE token_hash = $1
 `
 
 func (q *Queries) RefreshTokenGet(ctx context.Context, db DBTX, tokenHash []byte) (WritemodelRefreshToken, error) {
 	row := db.QueryRow(ctx, refreshTokenGet, tokenHash)
 	var i WritemodelRefreshToken
-	err := row.Scan(&i.TokenHash, &i.UserID, &i.DeviceID)
+	err := row.Scan(
+		&i.TokenHash,
+		&i.UserID,
+		&i.DeviceID,
+		&i.NextHash,
+	)
 	return i, err
 }
 
@@ -143,6 +148,44 @@ type RefreshTokenInsertParams struct {
 
 func (q *Queries) RefreshTokenInsert(ctx context.Context, db DBTX, arg RefreshTokenInsertParams) error {
 	_, err := db.Exec(ctx, refreshTokenInsert, arg.TokenHash, arg.UserID, arg.DeviceID)
+	return err
+}
+
+const refreshTokenPredecessor = `-- name: RefreshTokenPredecessor :many
+SELECT token_hash FROM writemodel.refresh_tokens WHERE next_hash = $1
+`
+
+func (q *Queries) RefreshTokenPredecessor(ctx context.Context, db DBTX, nextHash []byte) ([][]byte, error) {
+	rows, err := db.Query(ctx, refreshTokenPredecessor, nextHash)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := [][]byte{}
+	for rows.Next() {
+		var token_hash []byte
+		if err := rows.Scan(&token_hash); err != nil {
+			return nil, err
+		}
+		items = append(items, token_hash)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const refreshTokenSetNext = `-- name: RefreshTokenSetNext :exec
+UPDATE writemodel.refresh_tokens SET next_hash = $1 WHERE token_hash = $2
+`
+
+type RefreshTokenSetNextParams struct {
+	NextHash  []byte
+	TokenHash []byte
+}
+
+func (q *Queries) RefreshTokenSetNext(ctx context.Context, db DBTX, arg RefreshTokenSetNextParams) error {
+	_, err := db.Exec(ctx, refreshTokenSetNext, arg.NextHash, arg.TokenHash)
 	return err
 }
 

@@ -112,6 +112,7 @@ type WritemodelRefreshToken struct {
 	TokenHash []byte
 	UserID    string
 	DeviceID  string
+	NextHash  []byte
 }
 
 type WritemodelRegistrationToken struct {

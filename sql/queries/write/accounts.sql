@@ -32,7 +32,13 @@ UPDATE writemodel.users SET password_hash = @password_hash WHERE user_id = @user
 UPDATE writemodel.users SET deactivated = true WHERE user_id = @user_id;
 
 -- name: RefreshTokenGet :one
-SELECT token_hash, user_id, device_id FROM writemodel.refresh_tokens WHERE token_hash = @token_hash;
+SELECT token_hash, user_id, device_id, next_hash FROM writemodel.refresh_tokens WHERE token_hash = @token_hash;
+
+-- name: RefreshTokenPredecessor :many
+SELECT token_hash FROM writemodel.refresh_tokens WHERE next_hash = @next_hash;
+
+-- name: RefreshTokenSetNext :exec
+UPDATE writemodel.refresh_tokens SET next_hash = @next_hash WHERE token_hash = @token_hash;
 
 -- name: RefreshTokenInsert :exec
 INSERT INTO writemodel.refresh_tokens (token_hash, user_id, device_id) VALUES (@token_hash, @user_id, @device_id)
