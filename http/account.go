@@ -26,7 +26,7 @@ func (s *Server) changePassword(c echo.Context) error {
 		return err
 	}
 	if req.NewPassword == "" && auth != nil {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing new_password")
+		return errMissingParam("Missing new_password")
 	}
 	id := identity(c)
 	if id.UserID == "" {

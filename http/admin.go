@@ -51,7 +51,7 @@ func (n *nonceStore) take(nonce string) bool {
 
 func (s *Server) adminRegisterNonce(c echo.Context) error {
 	if s.cfg.SharedSecret == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Shared secret registration is not enabled")
+		return errBadRequest("Shared secret registration is not enabled")
 	}
 	return c.JSON(nethttp.StatusOK, map[string]string{"nonce": s.nonces.issue()})
 }
@@ -71,17 +71,17 @@ type adminRegisterRequest struct {
 // type when given), NUL-separated, as Synapse defines it.
 func (s *Server) adminRegister(c echo.Context) error {
 	if s.cfg.SharedSecret == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Shared secret registration is not enabled")
+		return errBadRequest("Shared secret registration is not enabled")
 	}
 	var req adminRegisterRequest
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
 	if req.Nonce == "" || req.Username == "" || req.MAC == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "nonce, username and mac are required")
+		return errMissingParam("nonce, username and mac are required")
 	}
 	if !s.nonces.take(req.Nonce) {
-		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "unrecognised nonce")
+		return errBadRequest("unrecognised nonce")
 	}
 	mac := hmac.New(sha1.New, []byte(s.cfg.SharedSecret))
 	mac.Write([]byte(req.Nonce + "\x00" + req.Username + "\x00" + req.Password + "\x00"))
@@ -95,7 +95,7 @@ func (s *Server) adminRegister(c echo.Context) error {
 	}
 	got, err := hex.DecodeString(req.MAC)
 	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
-		return matrixErr(nethttp.StatusForbidden, codeForbidden, "HMAC incorrect")
+		return errForbidden("HMAC incorrect")
 	}
 	m := meta(c, eventlog.OriginAdmin)
 	m.Actor = "shared-secret"

@@ -17,7 +17,7 @@ import (
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !identity(c).IsAdmin {
-			return matrixErr(nethttp.StatusForbidden, codeForbidden, "You are not a server admin")
+			return errForbidden("You are not a server admin")
 		}
 		return next(c)
 	}
@@ -43,7 +43,7 @@ func (s *Server) adminListRegistrationTokens(c echo.Context) error {
 	}
 	filter := c.QueryParam("valid")
 	if filter != "" && filter != "true" && filter != "false" {
-		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "valid must be true or false")
+		return errInvalidParam("valid must be true or false")
 	}
 	now := time.Now()
 	out := []map[string]any{}
@@ -79,7 +79,7 @@ func (s *Server) adminNewRegistrationToken(c echo.Context) error {
 		return err
 	}
 	if req.UsesAllowed != nil && *req.UsesAllowed < 0 {
-		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "uses_allowed must be a non-negative integer or null")
+		return errInvalidParam("uses_allowed must be a non-negative integer or null")
 	}
 	var expiry *time.Time
 	if req.ExpiryTime != nil {
@@ -107,13 +107,13 @@ func (s *Server) adminUpdateRegistrationToken(c echo.Context) error {
 		if string(v) == "null" {
 			ch.ClearUsesAllowed = true
 		} else if err := json.Unmarshal(v, &ch.UsesAllowed); err != nil {
-			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "uses_allowed must be a non-negative integer or null")
+			return errInvalidParam("uses_allowed must be a non-negative integer or null")
 		}
 	}
 	if v, ok := raw["expiry_time"]; ok {
 		var ms *int64
 		if err := json.Unmarshal(v, &ms); err != nil {
-			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "expiry_time must be an integer or null")
+			return errInvalidParam("expiry_time must be an integer or null")
 		}
 		if ms == nil {
 			ch.ClearExpiryTime = true
@@ -164,7 +164,7 @@ func (s *Server) respondRegistrationToken(c echo.Context, token string, pos even
 func expiryTime(ms int64) (time.Time, error) {
 	t := time.UnixMilli(ms).UTC()
 	if t.Before(time.Now()) || t.Year() > 9999 {
-		return time.Time{}, matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "expiry_time must be a time in the future, before the year 10000")
+		return time.Time{}, errInvalidParam("expiry_time must be a time in the future, before the year 10000")
 	}
 	return t, nil
 }

@@ -96,7 +96,7 @@ func (s *Server) deleteDevices(c echo.Context) error {
 		return err
 	}
 	if req.Devices == nil {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing devices")
+		return errMissingParam("Missing devices")
 	}
 	return s.removeDevices(c, *req.Devices, req.Auth)
 }

@@ -40,7 +40,7 @@ func (s *Server) wellKnownSupport(c echo.Context) error {
 		contacts = append(contacts, ct)
 	}
 	if len(contacts) == 0 && sup.Page == "" {
-		return matrixErr(nethttp.StatusNotFound, codeNotFound, "No support information is published")
+		return errNotFound("No support information is published")
 	}
 	body := map[string]any{}
 	if len(contacts) > 0 {

@@ -223,3 +223,28 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 	}
 }
+
+// The errors handlers build for bad requests: status and errcode are chosen here.
+func errMissingParam(format string, args ...any) error {
+	return matrixErr(nethttp.StatusBadRequest, codeMissingParam, format, args...)
+}
+
+func errInvalidParam(format string, args ...any) error {
+	return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, format, args...)
+}
+
+func errBadJSON(format string, args ...any) error {
+	return matrixErr(nethttp.StatusBadRequest, codeBadJSON, format, args...)
+}
+
+func errBadRequest(format string, args ...any) error {
+	return matrixErr(nethttp.StatusBadRequest, codeUnknown, format, args...)
+}
+
+func errForbidden(format string, args ...any) error {
+	return matrixErr(nethttp.StatusForbidden, codeForbidden, format, args...)
+}
+
+func errNotFound(format string, args ...any) error {
+	return matrixErr(nethttp.StatusNotFound, codeNotFound, format, args...)
+}

@@ -43,7 +43,7 @@ func (s *Server) postLogin(c echo.Context) error {
 		return err
 	}
 	if req.Type == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing login type")
+		return errMissingParam("Missing login type")
 	}
 	var res commands.LoggedIn
 	var err error
@@ -52,14 +52,14 @@ func (s *Server) postLogin(c echo.Context) error {
 		res, err = s.passwordLogin(c, req)
 	case "m.login.token":
 		if req.Token == "" {
-			return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing token")
+			return errMissingParam("Missing token")
 		}
 		res, err = s.cmd.LoginWithToken(c.Request().Context(), meta(c, eventlog.OriginClient), commands.TokenLogin{
 			Token: req.Token, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
 			RefreshToken: req.RefreshToken,
 		})
 	default:
-		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unknown login type %s", req.Type)
+		return errBadRequest("Unknown login type %s", req.Type)
 	}
 	if err != nil {
 		return err
@@ -92,14 +92,14 @@ func (s *Server) passwordLogin(c echo.Context, req loginRequest) (commands.Logge
 		case "m.id.thirdparty", "m.id.phone", "": // the spec's 3PID login example has no type
 			medium, address = req.Identifier.threepid()
 		default:
-			return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", req.Identifier.Type)
+			return commands.LoggedIn{}, errBadRequest("Unsupported identifier type %s", req.Identifier.Type)
 		}
 	}
 	if user == "" && (medium == "" || address == "") {
-		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing user identifier")
+		return commands.LoggedIn{}, errMissingParam("Missing user identifier")
 	}
 	if req.Password == "" {
-		return commands.LoggedIn{}, matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing password")
+		return commands.LoggedIn{}, errMissingParam("Missing password")
 	}
 	return s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
 		User: user, Medium: medium, Address: address, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
@@ -138,7 +138,7 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	if req.RefreshToken == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing refresh_token")
+		return errMissingParam("Missing refresh_token")
 	}
 	res, err := s.cmd.Refresh(c.Request().Context(), meta(c, eventlog.OriginClient), req.RefreshToken)
 	if err != nil {

@@ -97,7 +97,7 @@ func noNUL(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		u := c.Request().URL
 		if strings.Contains(u.Path, "\x00") || strings.Contains(u.RawQuery, "%00") || strings.Contains(u.RawPath, "%00") {
-			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "NUL characters are not allowed")
+			return errInvalidParam("NUL characters are not allowed")
 		}
 		return next(c)
 	}
@@ -135,17 +135,17 @@ func bindJSON(c echo.Context, v any) error {
 	// PostgreSQL text cannot hold NUL: refuse it here rather than accept a write the
 	// read models cannot apply.
 	if bytes.Contains(body, []byte(`\u0000`)) {
-		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "NUL characters (\\u0000) are not allowed")
+		return errBadJSON("NUL characters (\\u0000) are not allowed")
 	}
 	if body[0] != '{' {
-		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "Request body must be a JSON object")
+		return errBadJSON("Request body must be a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "%s must be of type %s", te.Field, jsonTypeName(te.Type.Kind().String()))
+			return errBadJSON("%s must be of type %s", te.Field, jsonTypeName(te.Type.Kind().String()))
 		}
-		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "Invalid JSON: %v", err)
+		return errBadJSON("Invalid JSON: %v", err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func (a *authDict) command() (*commands.AuthDict, error) {
 	d := &commands.AuthDict{Type: a.Type, Session: a.Session, Token: a.Token, Password: a.Password, User: a.User}
 	if a.Identifier != nil {
 		if a.Identifier.Type != "m.id.user" {
-			return nil, matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unsupported identifier type %s", a.Identifier.Type)
+			return nil, errBadRequest("Unsupported identifier type %s", a.Identifier.Type)
 		}
 		d.User = a.Identifier.User
 	}
@@ -67,7 +67,7 @@ func (s *Server) postRegister(c echo.Context) error {
 		kind = "user"
 	}
 	if kind != "user" && kind != "guest" {
-		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "kind must be 'user' or 'guest'")
+		return errInvalidParam("kind must be 'user' or 'guest'")
 	}
 	var req registerRequest
 	if err := bindJSON(c, &req); err != nil {
@@ -90,7 +90,7 @@ func (s *Server) postRegister(c echo.Context) error {
 			return err
 		}
 		if !id.IsGuest {
-			return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "guest_access_token is not a guest's")
+			return errInvalidParam("guest_access_token is not a guest's")
 		}
 		cmd.GuestUserID = id.UserID
 	}
@@ -124,7 +124,7 @@ func (s *Server) respondRegistered(c echo.Context, res commands.Registered, logi
 func (s *Server) registerAvailable(c echo.Context) error {
 	username := c.QueryParam("username")
 	if username == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing username parameter")
+		return errMissingParam("Missing username parameter")
 	}
 	if err := mxid.ValidateLocalpart(username, s.cfg.ServerName); err != nil {
 		return &commands.InvalidUsernameError{Reason: err.Error()}
@@ -146,7 +146,7 @@ func (s *Server) registrationTokenValidity(c echo.Context) error {
 	}
 	token := c.QueryParam("token")
 	if token == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing token parameter")
+		return errMissingParam("Missing token parameter")
 	}
 	t, err := s.q.RegistrationTokenLookup(c.Request().Context(), token)
 	if errors.Is(err, queries.ErrNotFound) {

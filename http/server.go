@@ -20,7 +20,6 @@ type Config struct {
 	ServerName          string
 	PublicBaseURL       string
 	RegistrationEnabled bool
-	RequireToken        bool
 	SharedSecret        string
 	MaxBodyBytes        int64
 	RateLimits          bool
@@ -29,7 +28,6 @@ type Config struct {
 	RegisterPerSecond   float64
 	RegisterBurst       int
 	Support             Support
-	Version             string
 	// SeenFlushInterval is how often device sightings are recorded; a minute when zero.
 	SeenFlushInterval time.Duration
 	// Mailer sends the e-mail that validates addresses; nil when [email] is off.

@@ -41,7 +41,7 @@ func (s *Server) ssoRedirect(c echo.Context) error {
 	}
 	redirectURL := c.QueryParam("redirectUrl")
 	if redirectURL == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing redirectUrl")
+		return errMissingParam("Missing redirectUrl")
 	}
 	idp := c.Param("idpId")
 	if idp == "" {
@@ -105,7 +105,7 @@ func (s *Server) ssoCallback(c echo.Context) error {
 	}
 	state := c.QueryParam("state")
 	if state == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing state")
+		return errMissingParam("Missing state")
 	}
 	name := ssoCookieName(state)
 	var browserKey string
@@ -191,7 +191,7 @@ func (s *Server) ssoFallback(c echo.Context) error {
 	}
 	session := c.QueryParam("session")
 	if session == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing session")
+		return errMissingParam("Missing session")
 	}
 	idp := c.QueryParam("idp")
 	if idp == "" {

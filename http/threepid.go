@@ -104,11 +104,11 @@ func (s *Server) requestEmailToken(purpose string) echo.HandlerFunc {
 		}
 		switch {
 		case req.ClientSecret == "":
-			return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing client_secret")
+			return errMissingParam("Missing client_secret")
 		case req.Email == "":
-			return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing email")
+			return errMissingParam("Missing email")
 		case req.SendAttempt == nil:
-			return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing send_attempt")
+			return errMissingParam("Missing send_attempt")
 		}
 		res, err := s.cmd.RequestThreepidToken(c.Request().Context(), meta(c, eventlog.OriginClient), commands.RequestThreepidToken{
 			Purpose: purpose, Medium: commands.MediumEmail, Address: req.Email, ClientSecret: req.ClientSecret,
@@ -250,7 +250,7 @@ func (s *Server) submitEmailToken(purpose string) echo.HandlerFunc {
 		}
 		for _, p := range []struct{ name, value string }{{"sid", req.SID}, {"client_secret", req.ClientSecret}, {"token", req.Token}} {
 			if p.value == "" {
-				return fail(matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing %s", p.name))
+				return fail(errMissingParam("Missing %s", p.name))
 			}
 		}
 		next, _, err := s.cmd.SubmitThreepidToken(c.Request().Context(), meta(c, eventlog.OriginClient), req.SID, req.ClientSecret, req.Token)
@@ -297,10 +297,10 @@ func (s *Server) addThreepid(c echo.Context) error {
 		return err
 	}
 	if req.ClientSecret == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing client_secret")
+		return errMissingParam("Missing client_secret")
 	}
 	if req.SID == "" {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing sid")
+		return errMissingParam("Missing sid")
 	}
 	auth, err := req.Auth.command()
 	if err != nil {
@@ -327,11 +327,11 @@ type threepidRequest struct {
 func (r threepidRequest) check() error {
 	switch {
 	case r.Medium == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing medium")
+		return errMissingParam("Missing medium")
 	case r.Address == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing address")
+		return errMissingParam("Missing address")
 	case r.Medium != commands.MediumEmail && r.Medium != commands.MediumMSISDN:
-		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "medium must be email or msisdn")
+		return errInvalidParam("medium must be email or msisdn")
 	}
 	return nil
 }
@@ -390,13 +390,13 @@ func (s *Server) bindThreepid(c echo.Context) error {
 func (r *threepidCreds) check(needAccessToken bool) error {
 	switch {
 	case r.ClientSecret == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing client_secret")
+		return errMissingParam("Missing client_secret")
 	case r.SID == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing sid")
+		return errMissingParam("Missing sid")
 	case r.IDServer == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing id_server")
+		return errMissingParam("Missing id_server")
 	case needAccessToken && r.IDAccessToken == "":
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing id_access_token")
+		return errMissingParam("Missing id_access_token")
 	}
 	return nil
 }
@@ -419,7 +419,7 @@ func (s *Server) postThreepidDeprecated(c echo.Context) error {
 		creds = req.Legacy
 	}
 	if creds == nil {
-		return matrixErr(nethttp.StatusBadRequest, codeMissingParam, "Missing three_pid_creds")
+		return errMissingParam("Missing three_pid_creds")
 	}
 	// id_access_token is optional here for r0.5 clients (spec).
 	if err := creds.check(false); err != nil {

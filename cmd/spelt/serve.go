@@ -132,7 +132,6 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
 		RegistrationEnabled: cfg.Registration.Enabled,
-		RequireToken:        cfg.Registration.RequireToken,
 		SharedSecret:        cfg.Registration.SharedSecret,
 		MaxBodyBytes:        cfg.HTTP.MaxBodyBytes,
 		RateLimits:          cfg.RateLimits.Enabled,
@@ -143,7 +142,6 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		Support: spelthttp.Support{
 			Page: cfg.Support.Page, AdminMatrixID: cfg.Support.AdminMatrixID, AdminEmail: cfg.Support.AdminEmail,
 		},
-		Version:      version,
 		Mailer:       mail,
 		SSOProviders: listedIdPs,
 	}
