@@ -31,8 +31,15 @@ func (c *Commands) newLogin(deviceID string, displayName *string, refresh bool) 
 	if deviceID == "" {
 		deviceID = tokens.RandomUpper(10)
 	}
-	l := pendingLogin{deviceID: deviceID, displayName: displayName, token: tokens.NewAccessToken(),
-		expiresIn: c.cfg.AccessTokenLifetime}
+	l := c.newTokens(refresh)
+	l.deviceID, l.displayName = deviceID, displayName
+	return l
+}
+
+// newTokens makes an access token (and a refresh token when asked for) and works out
+// when the access token expires.
+func (c *Commands) newTokens(refresh bool) pendingLogin {
+	l := pendingLogin{token: tokens.NewAccessToken(), expiresIn: c.cfg.AccessTokenLifetime}
 	if refresh {
 		l.refreshToken = tokens.NewRefreshToken()
 		l.expiresIn = c.cfg.RefreshableLifetime
@@ -149,7 +156,7 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 // tokens"), and using it again replaces the pair it gave before.
 func (c *Commands) Refresh(ctx context.Context, meta Meta, refreshToken string) (LoggedIn, error) {
 	used := tokens.Hash(refreshToken)
-	l := c.newLogin("-", nil, true)
+	l := c.newTokens(true)
 	var out LoggedIn
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		rt, err := c.q.RefreshTokenGet(ctx, tx, used)
