@@ -191,6 +191,23 @@ func (c *Commands) Refresh(ctx context.Context, meta Meta, refreshToken string) 
 	return out, nil
 }
 
+// RetireRefreshToken ends the refresh token that the access token just used was
+// refreshed from: the client has the new tokens (spec: "Refreshing access tokens").
+func (c *Commands) RetireRefreshToken(ctx context.Context, meta Meta, userID string, refreshHash []byte) (eventlog.Position, error) {
+	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		if _, err := c.q.RefreshTokenGet(ctx, tx, refreshHash); errors.Is(err, pgx.ErrNoRows) {
+			// Gone already (its successor was used, or the device logged out): only
+			// the read model's reminder is left to clear.
+		} else if err != nil {
+			return nil, err
+		}
+		return []eventlog.NewEvent{{
+			Stream: eventlog.UserStream(userID), Type: eventlog.TypeRefreshTokenRetired, ExpectVersion: eventlog.AnyVersion,
+			Data: eventlog.RefreshTokenRetired{UserID: userID, RefreshHash: refreshHash},
+		}}, nil
+	})
+}
+
 // resolveUser turns a login identifier (a localpart or a user ID of this server, any
 // case) into a user ID; a user ID of another server is returned as it is, and matches
 // no account here.

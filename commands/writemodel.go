@@ -87,6 +87,11 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 			if err == nil {
 				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
 			}
+		case eventlog.TypeRefreshTokenRetired:
+			var d eventlog.RefreshTokenRetired
+			if err = e.Decode(&d); err == nil {
+				err = q.RefreshTokenDelete(ctx, &b, d.RefreshHash)
+			}
 		case eventlog.TypeDeviceTokensRevoked:
 			var d eventlog.DeviceTokensRevoked
 			if err = e.Decode(&d); err == nil {

@@ -15,6 +15,7 @@ const (
 	TypeDevicesSeen              = "account.devices_seen.v1"
 	TypeTokensRefreshed          = "account.tokens_refreshed.v1"
 	TypeTokensRefreshedV2        = "account.tokens_refreshed.v2"
+	TypeRefreshTokenRetired      = "account.refresh_token_retired.v1"
 	TypeGuestUpgraded            = "account.guest_upgraded.v1"
 	TypeDeviceTokensRevoked      = "account.device_tokens_revoked.v1"
 	TypeUIASessionStarted        = "uia.session_started.v1"
@@ -29,7 +30,7 @@ const (
 var Types = []string{
 	TypeAccountRegistered, TypeDeviceLoggedIn, TypeDeviceLoggedOut, TypeAllDevicesLoggedOut,
 	TypePasswordChanged, TypeAccountDeactivated, TypeDeviceRenamed, TypeDevicesSeen, TypeTokensRefreshed,
-	TypeGuestUpgraded, TypeDeviceTokensRevoked, TypeTokensRefreshedV2,
+	TypeGuestUpgraded, TypeDeviceTokensRevoked, TypeTokensRefreshedV2, TypeRefreshTokenRetired,
 	TypeUIASessionStarted, TypeUIAStageCompleted,
 	TypeRegistrationTokenCreated, TypeRegistrationTokenUsed, TypeRegistrationTokenRevoked, TypeRegistrationTokenUpdated,
 }
@@ -104,6 +105,13 @@ type TokensRefreshedV2 struct {
 	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
 	RefreshTokenHash []byte     `json:"refresh_token_hash"`
 	Revoke           [][]byte   `json:"revoke,omitempty"`
+}
+
+// RefreshTokenRetired: the access token a refresh gave was used, so the refresh token
+// it was refreshed from stops working (spec: "Refreshing access tokens").
+type RefreshTokenRetired struct {
+	UserID      string `json:"user_id"`
+	RefreshHash []byte `json:"refresh_hash"`
 }
 
 // DeviceTokensRevoked: every access and refresh token of the device stopped working;

@@ -1,12 +1,14 @@
 package http
 
 import (
+	"log/slog"
 	nethttp "net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/queries"
 )
 
 func (s *Server) getLogin(c echo.Context) error {
@@ -184,4 +186,20 @@ func (s *Server) logoutAll(c echo.Context) error {
 		return err
 	}
 	return c.JSON(nethttp.StatusOK, map[string]any{})
+}
+
+// retireRefreshToken runs on the first use of an access token that a refresh gave: the
+// client has the new tokens, so the refresh token it used stops working (spec:
+// "Refreshing access tokens"). A failure does not fail the request; the next use tries
+// again.
+func (s *Server) retireRefreshToken(c echo.Context, id queries.Identity) {
+	ctx := c.Request().Context()
+	pos, err := s.cmd.RetireRefreshToken(ctx, eventlog.Metadata{Origin: eventlog.OriginClient, Actor: id.UserID,
+		RequestID: requestID(c)}, id.UserID, id.Retires)
+	if err == nil {
+		err = s.wait.WaitFor(ctx, pos)
+	}
+	if err != nil {
+		s.logger.WarnContext(ctx, "retiring a refresh token failed", slog.Any("err", err))
+	}
 }

@@ -176,7 +176,9 @@ type Authenticator interface {
 // deprecated access_token query parameter), and notes the device as seen.
 // Guests get through only where allowGuests is set: the endpoints the spec lists under
 // "Guest access"; elsewhere they get 403 M_GUEST_ACCESS_FORBIDDEN.
-func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool) echo.MiddlewareFunc {
+// firstUse, if not nil, is called when the identity still has work to do on its first
+// use (retiring the refresh token the access token was refreshed from).
+func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool, firstUse func(echo.Context, queries.Identity)) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token := ""
@@ -204,6 +206,9 @@ func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool) echo.M
 				return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guest access is not allowed here")
 			}
 			c.Set(identityKey, id)
+			if id.Retires != nil && firstUse != nil {
+				firstUse(c, id)
+			}
 			if seen != nil {
 				seen.see(id, c.RealIP(), time.Now())
 			}

@@ -6,8 +6,8 @@ import "spelt.dev/spelt/commands"
 // known paths with another method 405 M_UNRECOGNIZED (errors.go).
 func (s *Server) routes() {
 	e := s.echo
-	auth := requireAuth(s.q, s.seen, false)
-	guestAuth := requireAuth(s.q, s.seen, true) // endpoints the spec opens to guests
+	auth := requireAuth(s.q, s.seen, false, s.retireRefreshToken)
+	guestAuth := requireAuth(s.q, s.seen, true, s.retireRefreshToken) // endpoints the spec opens to guests
 
 	// Discovery (spec: client-server API, "Server Discovery" and "API Standards").
 	e.GET("/.well-known/matrix/client", s.wellKnownClient)

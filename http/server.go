@@ -59,6 +59,7 @@ type Commands interface {
 	RevokeRegistrationToken(ctx context.Context, meta commands.Meta, token string) (eventlog.Position, error)
 	IssueLoginToken(ctx context.Context, meta commands.Meta, userID string, auth *commands.AuthDict) (commands.IssuedLoginToken, error)
 	LoginWithToken(ctx context.Context, meta commands.Meta, req commands.TokenLogin) (commands.LoggedIn, error)
+	RetireRefreshToken(ctx context.Context, meta commands.Meta, userID string, refreshHash []byte) (eventlog.Position, error)
 	Refresh(ctx context.Context, meta commands.Meta, refreshToken string) (commands.LoggedIn, error)
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 	ThreepidCommands

@@ -51,7 +51,7 @@ const (
 // token, and lets it through without an identity when it does not (POST
 // /account/password: a password reset by e-mail has no token).
 func optionalAuth(a Authenticator, seen *seenTracker) echo.MiddlewareFunc {
-	required := requireAuth(a, seen, false)
+	required := requireAuth(a, seen, false, nil)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		withAuth := required(next)
 		return func(c echo.Context) error {

@@ -31,7 +31,7 @@ func (Accounts) Handles(t string) bool {
 		eventlog.TypeDeviceLoggedOut, eventlog.TypeAllDevicesLoggedOut,
 		eventlog.TypeAccountDeactivated, eventlog.TypeDeviceRenamed, eventlog.TypeDevicesSeen,
 		eventlog.TypeTokensRefreshed, eventlog.TypeGuestUpgraded, eventlog.TypeDeviceTokensRevoked,
-		eventlog.TypeTokensRefreshedV2:
+		eventlog.TypeTokensRefreshedV2, eventlog.TypeRefreshTokenRetired:
 		return true
 	}
 	return false
@@ -170,6 +170,14 @@ func applyAccountsOneByOne(ctx context.Context, tx pgx.Tx, events []eventlog.Eve
 					TokenHash: d.TokenHash, UserID: d.UserID, DeviceID: d.DeviceID, CreatedAt: e.RecordedAt,
 					ExpiresAt: d.ExpiresAt, RefreshHash: d.RefreshTokenHash,
 				})
+			}
+			if err == nil {
+				err = q.AccessTokenSetRetires(ctx, &b, projdb.AccessTokenSetRetiresParams{TokenHash: d.TokenHash, Retires: d.UsedRefreshHash})
+			}
+		case eventlog.TypeRefreshTokenRetired:
+			var d eventlog.RefreshTokenRetired
+			if err = e.Decode(&d); err == nil {
+				err = q.AccessTokenClearRetires(ctx, &b, d.RefreshHash)
 			}
 		case eventlog.TypeDeviceTokensRevoked:
 			var d eventlog.DeviceTokensRevoked

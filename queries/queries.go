@@ -37,6 +37,9 @@ type Identity struct {
 	DeviceID string
 	IsGuest  bool
 	IsAdmin  bool
+	// Retires is the refresh token this access token was refreshed from, until its
+	// first use retires it.
+	Retires []byte
 }
 
 // Authenticate resolves an access token. Expired tokens, tokens of deactivated users
@@ -56,7 +59,7 @@ func (q *Queries) Authenticate(ctx context.Context, token string) (id Identity, 
 	if row.ExpiresAt != nil && !q.now().Before(*row.ExpiresAt) {
 		return Identity{}, true, ErrUnknownToken
 	}
-	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin}, false, nil
+	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin, Retires: row.Retires}, false, nil
 }
 
 // LocalpartTaken reports whether an account with the localpart exists.

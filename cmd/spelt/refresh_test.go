@@ -72,6 +72,19 @@ func TestRefreshTokensAndSoftLogout(t *testing.T) {
 	}
 	status, body = refresh(rt1)
 	wantError(t, "refresh token whose successor was used", status, body, 401, "M_UNKNOWN_TOKEN")
+	// Using the new access token retires the refresh token it came from, too.
+	status, body = refresh(rt2)
+	at3, _ := body["access_token"].(string)
+	rt3, _ := body["refresh_token"].(string)
+	if status != 200 || at3 == "" || rt3 == "" {
+		t.Fatalf("refresh: %d %v", status, body)
+	}
+	if status, _, body := s.raw("GET", "/_matrix/client/v3/account/whoami", at3, nil); status != 200 {
+		t.Fatalf("new access token: %d %v", status, body)
+	}
+	status, body = refresh(rt2)
+	wantError(t, "refresh token whose new access token was used", status, body, 401, "M_UNKNOWN_TOKEN")
+	at2, rt2 = at3, rt3
 	status, body = refresh("spr_bogus")
 	wantError(t, "unknown refresh token", status, body, 401, "M_UNKNOWN_TOKEN")
 	status, _, body = s.raw("POST", "/_matrix/client/v3/refresh", "", []byte(`{}`))
@@ -96,7 +109,7 @@ func TestRefreshTokensAndSoftLogout(t *testing.T) {
 		t.Fatalf("expired token: %v", body)
 	}
 	status, body = refresh(rt2)
-	at3, _ := body["access_token"].(string)
+	at3, _ = body["access_token"].(string)
 	if status != 200 {
 		t.Fatalf("refresh after expiry: %d %v", status, body)
 	}

@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+const accessTokenClearRetires = `-- name: AccessTokenClearRetires :exec
+UPDATE access_tokens SET retires = NULL WHERE retires = $1
+`
+
+func (q *Queries) AccessTokenClearRetires(ctx context.Context, db DBTX, retires []byte) error {
+	_, err := db.Exec(ctx, accessTokenClearRetires, retires)
+	return err
+}
+
 const accessTokenDeleteByDevice = `-- name: AccessTokenDeleteByDevice :exec
 DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2
 `
@@ -66,6 +75,20 @@ func (q *Queries) AccessTokenInsert(ctx context.Context, db DBTX, arg AccessToke
 		arg.ExpiresAt,
 		arg.RefreshHash,
 	)
+	return err
+}
+
+const accessTokenSetRetires = `-- name: AccessTokenSetRetires :exec
+UPDATE access_tokens SET retires = $1 WHERE token_hash = $2
+`
+
+type AccessTokenSetRetiresParams struct {
+	Retires   []byte
+	TokenHash []byte
+}
+
+func (q *Queries) AccessTokenSetRetires(ctx context.Context, db DBTX, arg AccessTokenSetRetiresParams) error {
+	_, err := db.Exec(ctx, accessTokenSetRetires, arg.Retires, arg.TokenHash)
 	return err
 }
 

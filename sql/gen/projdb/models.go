@@ -17,6 +17,7 @@ type AccessToken struct {
 	CreatedAt   time.Time
 	ExpiresAt   *time.Time
 	RefreshHash []byte
+	Retires     []byte
 }
 
 type Account struct {

@@ -11,7 +11,7 @@ import (
 )
 
 const accessTokenLookup = `-- name: AccessTokenLookup :one
-SELECT t.user_id, t.device_id, t.expires_at, a.is_guest, a.is_admin, a.deactivated
+SELECT t.user_id, t.device_id, t.expires_at, t.retires, a.is_guest, a.is_admin, a.deactivated
 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 WHERE t.token_hash = $1
 `
@@ -20,6 +20,7 @@ type AccessTokenLookupRow struct {
 	UserID      string
 	DeviceID    string
 	ExpiresAt   *time.Time
+	Retires     []byte
 	IsGuest     bool
 	IsAdmin     bool
 	Deactivated bool
@@ -32,6 +33,7 @@ func (q *Queries) AccessTokenLookup(ctx context.Context, db DBTX, tokenHash []by
 		&i.UserID,
 		&i.DeviceID,
 		&i.ExpiresAt,
+		&i.Retires,
 		&i.IsGuest,
 		&i.IsAdmin,
 		&i.Deactivated,

@@ -41,3 +41,9 @@ DELETE FROM access_tokens WHERE refresh_hash = @refresh_hash;
 
 -- name: AccountUpgradeGuest :exec
 UPDATE accounts SET is_guest = false WHERE user_id = @user_id;
+
+-- name: AccessTokenSetRetires :exec
+UPDATE access_tokens SET retires = @retires WHERE token_hash = @token_hash;
+
+-- name: AccessTokenClearRetires :exec
+UPDATE access_tokens SET retires = NULL WHERE retires = @retires;

@@ -2,7 +2,7 @@
 SELECT EXISTS (SELECT 1 FROM accounts WHERE localpart = @localpart);
 
 -- name: AccessTokenLookup :one
-SELECT t.user_id, t.device_id, t.expires_at, a.is_guest, a.is_admin, a.deactivated
+SELECT t.user_id, t.device_id, t.expires_at, t.retires, a.is_guest, a.is_admin, a.deactivated
 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 WHERE t.token_hash = @token_hash;
 
