@@ -18,6 +18,10 @@ import (
 // at once instead of at their next checkpoint poll.
 const projectedChannel = "spelt_projected"
 
+// controlChannel carries requests to the processes running projectors: "release NAME"
+// asks the one running NAME to give up its lock (an online rebuild takes it over).
+const controlChannel = "spelt_control"
+
 // announcer sends one NOTIFY per burst of commits, naming the projectors that moved;
 // while one is being sent, the next burst accumulates.
 type announcer struct {
@@ -87,13 +91,26 @@ func (r *Runner) listenOnce(ctx context.Context) error {
 	}
 	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+projectedChannel); err != nil {
-		return err
+	for _, ch := range []string{projectedChannel, controlChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
 	}
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if note.Channel == controlChannel {
+			if name, ok := strings.CutPrefix(note.Payload, "release "); ok {
+				if ch, ok := r.release[name]; ok {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			}
+			continue
 		}
 		instance, names, _ := strings.Cut(note.Payload, " ")
 		if instance == r.announce.instance {

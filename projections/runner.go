@@ -30,6 +30,7 @@ type Runner struct {
 	states     map[string]*state
 	q          *projdb.Queries
 	announce   *announcer
+	release    map[string]chan struct{}
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
@@ -49,11 +50,13 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		states:     make(map[string]*state, len(projectors)),
 		q:          projdb.New(),
 		announce:   newAnnouncer(pool),
+		release:    make(map[string]chan struct{}, len(projectors)),
 		BatchSize:  2000,
 		IdlePoll:   500 * time.Millisecond,
 	}
 	for _, p := range projectors {
 		r.states[p.Name()] = newState()
+		r.release[p.Name()] = make(chan struct{}, 1)
 	}
 	return r
 }
@@ -103,33 +106,75 @@ func collect(ch <-chan error) []error {
 
 func (r *Runner) runOne(ctx context.Context, locks *lockConn, p Projector) error {
 	log := r.logger.With(slog.String("projector", p.Name()))
-	for {
-		ok, err := locks.try(ctx, lockID(p.Name()))
+	release := r.release[p.Name()]
+	for ctx.Err() == nil {
+		if err := r.acquire(ctx, locks, p, log); err != nil || ctx.Err() != nil {
+			return err
+		}
+		// A release request from before we held the lock is stale.
+		select {
+		case <-release:
+		default:
+		}
+		if err := r.prepare(ctx, r.pool, p); err != nil {
+			return err
+		}
+		start := time.Now()
+		n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, eventlog.Position{}, false, nil)
 		if err != nil {
 			return err
 		}
-		if ok {
-			break
+		if n > 0 {
+			log.InfoContext(ctx, "projector caught up", slog.Int64("events", n), slog.Duration("took", time.Since(start)))
 		}
-		log.InfoContext(ctx, "projector runs in another process; waiting for its lock")
+		fctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-release:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+		err = r.follow(fctx, p, log)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// Released for an online rebuild in another process (spelt replay): give the
+		// lock up, and take it back when the rebuild has swapped its tables in.
+		if err := locks.unlock(ctx, lockID(p.Name())); err != nil {
+			return err
+		}
+		log.InfoContext(ctx, "projector handed over for a rebuild")
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
+}
+
+// acquire takes p's lock, waiting while another process holds it.
+func (r *Runner) acquire(ctx context.Context, locks *lockConn, p Projector, log *slog.Logger) error {
+	logged := false
+	for {
+		ok, err := locks.try(ctx, lockID(p.Name()))
+		if err != nil || ok {
+			return err
+		}
+		if !logged {
+			log.InfoContext(ctx, "projector runs in another process; waiting for its lock")
+			logged = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := r.prepare(ctx, r.pool, p); err != nil {
-		return err
-	}
-	start := time.Now()
-	n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, eventlog.Position{}, false, nil)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		log.InfoContext(ctx, "projector caught up", slog.Int64("events", n), slog.Duration("took", time.Since(start)))
-	}
-	return r.follow(ctx, p, log)
 }
 
 // prepare makes sure p has a checkpoint and rebuilds it from the start if its stored
@@ -502,6 +547,13 @@ func (l *lockConn) try(ctx context.Context, id int64) (bool, error) {
 	var ok bool
 	err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok)
 	return ok, err
+}
+
+func (l *lockConn) unlock(ctx context.Context, id int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", id)
+	return err
 }
 
 func (l *lockConn) close() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
@@ -78,19 +79,34 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	start := time.Now()
-	if len(names) == 0 {
-		release, err := commands.TryExclusiveWriterLock(ctx, e.pool)
+	release, lockErr := commands.TryExclusiveWriterLock(ctx, e.pool)
+	if lockErr != nil {
+		// A server is running: rebuild the read models beside it and swap them in; the
+		// write model, which its commands use, can only be rebuilt with it stopped.
+		if len(names) == 0 {
+			fmt.Fprintln(stderr, "a server is running: rebuilding the read models online; stop it to rebuild the write model too")
+		}
+		bars := newPhases(stderr, total)
+		err = runner.RebuildOnline(ctx, func(schema string) (*pgxpool.Pool, error) {
+			return connect(ctx, e.dbURL, 4, pgx.Identifier{schema}.Sanitize()+", public")
+		}, selected, bars.add)
+		bars.finish()
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(stdout, "replayed %d events into %s (online) in %s\n", total, strings.Join(selected, ", "), time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if len(names) == 0 {
 		p := newProgress(stderr, "write model", total)
 		err = commands.RebuildWriteModel(ctx, e.pool, p.add)
 		p.finish()
-		release()
 		if err != nil {
+			release()
 			return err
 		}
 	}
+	release()
 	bars := newPhases(stderr, total)
 	err = runner.Rebuild(ctx, e.pool, projections.RebuildOptions{Projectors: selected, Progress: bars.add})
 	bars.finish()
