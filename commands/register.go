@@ -89,6 +89,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	var out Registered
 	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		tokenVersion := eventlog.AnyVersion
 		email := registrationEmail{c: c}
 		events, stageDone, err := c.uia(ctx, tx, uiaRequest{kind: "register", flows: [][]string{flow}, params: params, auth: req.Auth},
 			func(stage string, done *eventlog.UIAStageCompleted) error {
@@ -102,6 +103,13 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 				if stage != StageRegistrationToken {
 					return badRequest("stage %q is not supported", stage)
 				}
+				// The token's version before its uses are counted: a registration that
+				// uses it meanwhile makes this one's append conflict and recount.
+				v, err := eventlog.StreamVersion(ctx, tx, eventlog.RegistrationTokenStream(req.Auth.Token))
+				if err != nil {
+					return err
+				}
+				tokenVersion = v
 				if err := c.checkRegistrationToken(ctx, tx, req.Auth.Token); err != nil {
 					return err
 				}
@@ -150,7 +158,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		if stageDone.Token != "" {
 			events = append(events, eventlog.NewEvent{
 				Stream: eventlog.RegistrationTokenStream(stageDone.Token), Type: eventlog.TypeRegistrationTokenUsed,
-				Data: eventlog.RegistrationTokenUsed{Token: stageDone.Token, UserID: userID}, ExpectVersion: eventlog.AnyVersion,
+				Data: eventlog.RegistrationTokenUsed{Token: stageDone.Token, UserID: userID}, ExpectVersion: tokenVersion,
 			})
 		}
 		out = Registered{UserID: userID}

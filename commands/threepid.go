@@ -307,6 +307,12 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 		if err != nil {
 			return nil, err
 		}
+		// Read the address's version before its owner: an add that commits between the
+		// two makes this append conflict, and the retry sees the new owner.
+		version, err := eventlog.StreamVersion(ctx, tx, eventlog.ThreepidStream(s.Medium, s.Address))
+		if err != nil {
+			return nil, err
+		}
 		owner, err := c.threepidOwner(ctx, tx, s.Medium, s.Address)
 		if err != nil {
 			return nil, err
@@ -323,13 +329,15 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 		if err != nil || owner == req.UserID {
 			return events, err
 		}
-		return append(events, threepidAdded(req.UserID, s)), nil
+		return append(events, threepidAdded(req.UserID, s, version)), nil
 	})
 }
 
-func threepidAdded(userID string, s writedb.WritemodelThreepidSession) eventlog.NewEvent {
+// threepidAdded is the event of s's address added to the user; version is the
+// address stream's version read before its owner was checked.
+func threepidAdded(userID string, s writedb.WritemodelThreepidSession, version int64) eventlog.NewEvent {
 	return eventlog.NewEvent{
-		Stream: eventlog.ThreepidStream(s.Medium, s.Address), Type: eventlog.TypeThreepidAdded, ExpectVersion: eventlog.AnyVersion,
+		Stream: eventlog.ThreepidStream(s.Medium, s.Address), Type: eventlog.TypeThreepidAdded, ExpectVersion: version,
 		Data: eventlog.ThreepidAdded{UserID: userID, Medium: s.Medium, Address: s.Address, ValidatedAt: *s.ValidatedAt, SID: s.Sid},
 	}
 }
@@ -440,6 +448,10 @@ func (r *registrationEmail) added(ctx context.Context, tx pgx.Tx, userID, uiaSes
 		}
 		s = &writedb.WritemodelThreepidSession{Sid: row.Sid, Medium: row.Medium, Address: row.Address, ValidatedAt: row.ValidatedAt}
 	}
+	version, err := eventlog.StreamVersion(ctx, tx, eventlog.ThreepidStream(s.Medium, s.Address))
+	if err != nil {
+		return nil, err
+	}
 	owner, err := r.c.threepidOwner(ctx, tx, s.Medium, s.Address)
 	if err != nil {
 		return nil, err
@@ -447,7 +459,7 @@ func (r *registrationEmail) added(ctx context.Context, tx pgx.Tx, userID, uiaSes
 	if owner != "" {
 		return nil, ErrThreepidInUse
 	}
-	return []eventlog.NewEvent{threepidAdded(userID, *s)}, nil
+	return []eventlog.NewEvent{threepidAdded(userID, *s, version)}, nil
 }
 
 // ResetPassword sets a new password for the account that owns a validated e-mail

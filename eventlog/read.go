@@ -120,3 +120,16 @@ func Last(ctx context.Context, q Querier, until Bound) (Position, error) {
 	}
 	return p, nil
 }
+
+// StreamVersion returns the stream's current version (0 when it has no event). A
+// command that decides on state other writers may change reads it first and appends
+// with it as NewEvent.ExpectVersion: if another writer appended to the stream after
+// the read, the append fails with ErrVersionConflict and the command runs again.
+func StreamVersion(ctx context.Context, q Querier, stream string) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, `SELECT COALESCE(max(stream_version), 0) FROM eventlog.events WHERE stream = $1`, stream).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("stream version of %s: %w", stream, err)
+	}
+	return v, nil
+}
