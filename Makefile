@@ -14,9 +14,9 @@ run:
 build:
 	$(GO) build -o spelt ./cmd/spelt
 
-## test: run every test against a throwaway PostgreSQL cluster
+## test: run every test (with the race detector) against a throwaway PostgreSQL cluster
 test:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## check: formatting, vet, and generated SQL code up to date
 check:
