@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,7 +103,7 @@ func (c *Commands) DeleteDevices(ctx context.Context, meta Meta, userID string, 
 		if err != nil {
 			return nil, err
 		}
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "delete_devices", userID: userID, flows: flows,
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "delete_devices", operation: deviceSet(deviceIDs), userID: userID, flows: flows,
 			auth: auth, passwordOK: ok}, noOtherStages)
 		if err != nil {
 			return events, err
@@ -168,4 +170,12 @@ func logoutEvent(userID, deviceID string) eventlog.NewEvent {
 // (checked before the transaction) and m.login.dummy.
 func noOtherStages(stage string, _ *eventlog.UIAStageCompleted) error {
 	return badRequest("stage %q is not supported here", stage)
+}
+
+// deviceSet names a set of devices, whatever their order and repetitions.
+func deviceSet(ids []string) string {
+	set := slices.Clone(ids)
+	slices.Sort(set)
+	b, _ := json.Marshal(slices.Compact(set)) // strings always marshal
+	return string(b)
 }

@@ -14,6 +14,7 @@ var (
 	ErrRegistrationDisabled = errors.New("registration is disabled")
 	ErrGuestsDisabled       = errors.New("guest access is disabled")
 	ErrUnknownSession       = errors.New("unknown user-interactive authentication session")
+	ErrUIAOperationChanged  = errors.New("requested operation has changed during the user-interactive authentication session")
 	ErrInvalidToken         = errors.New("invalid registration token")
 	ErrNotFound             = errors.New("not found")
 	ErrUnknownRefreshToken  = errors.New("unknown or already used refresh token")

@@ -324,7 +324,7 @@ func (c *Commands) AddThreepid(ctx context.Context, meta Meta, req AddThreepid) 
 		if err != nil {
 			return nil, err
 		}
-		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "add_threepid", userID: req.UserID, flows: flows,
+		events, _, err := c.uia(ctx, tx, uiaRequest{kind: "add_threepid", operation: req.SID, userID: req.UserID, flows: flows,
 			auth: req.Auth, passwordOK: ok}, noOtherStages)
 		if err != nil || owner == req.UserID {
 			return events, err

@@ -39,11 +39,14 @@ type AuthDict struct {
 // API, "User-interactive authentication API"): which operation it authorises, for whom,
 // with which flows.
 type uiaRequest struct {
-	kind   string
-	userID string // empty for registration
-	flows  [][]string
-	params map[string]any
-	auth   *AuthDict
+	kind string
+	// operation names what exactly is authorised (e.g. the devices to delete): a
+	// session started for one operation cannot complete another.
+	operation string
+	userID    string // empty for registration
+	flows     [][]string
+	params    map[string]any
+	auth      *AuthDict
 	// passwordOK says whether an m.login.password stage's password was right; it is
 	// checked before the transaction because hashing is slow.
 	passwordOK bool
@@ -62,7 +65,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 	var completed []string
 	// A registration session is stored only when a stage completes (see uia_session.go).
 	lazy := r.kind == "register" && r.userID == ""
-	stored := false
+	stored, opChanged := false, false
 	if r.auth != nil && r.auth.Session != "" {
 		s, err := c.q.UIASessionGet(ctx, tx, r.auth.Session)
 		switch {
@@ -81,6 +84,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 			if s.Kind != r.kind || owner != r.userID || s.Done || c.now().Sub(s.CreatedAt) > sessionLifetime {
 				return nil, nil, ErrUnknownSession
 			}
+			opChanged = s.Operation != r.operation
 			session, completed, stored = s.Session, s.Completed, true
 		}
 	} else if lazy {
@@ -91,7 +95,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 	if !stored && !lazy {
 		events = append(events, eventlog.NewEvent{
 			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted, ExpectVersion: eventlog.NoStream,
-			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID},
+			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID, Operation: r.operation},
 		})
 	}
 	challenge := func(completed []string, cause error) error {
@@ -101,6 +105,10 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		}
 		return &AuthRequiredError{Session: session, Flows: r.flows, Params: params,
 			Completed: completed, Cause: cause}
+	}
+	if opChanged {
+		// Spec-shaped: the 401 of user-interactive authentication, with the reason.
+		return nil, nil, challenge(completed, ErrUIAOperationChanged)
 	}
 	if r.auth == nil || r.auth.Type == "" || r.auth.Type == StageSSO {
 		// A session whose last stage was completed out of band (m.login.sso, through
@@ -138,7 +146,7 @@ func (c *Commands) uia(ctx context.Context, tx pgx.Tx, r uiaRequest,
 		// The session's first completed stage: now it is worth storing.
 		events = append(events, eventlog.NewEvent{
 			Stream: eventlog.UIAStream(session), Type: eventlog.TypeUIASessionStarted, ExpectVersion: eventlog.NoStream,
-			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID},
+			Data: eventlog.UIASessionStarted{Session: session, Kind: r.kind, UserID: r.userID, Operation: r.operation},
 		})
 	}
 	events = append(events, eventlog.NewEvent{

@@ -139,7 +139,7 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 				if d.UserID != "" {
 					user = &d.UserID
 				}
-				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, UserID: user, CreatedAt: e.RecordedAt})
+				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, UserID: user, Operation: d.Operation, CreatedAt: e.RecordedAt})
 			}
 		case eventlog.TypeUIAStageCompleted:
 			var d eventlog.UIAStageCompleted

@@ -174,6 +174,9 @@ type UIASessionStarted struct {
 	Kind string `json:"kind"`
 	// UserID is the user the session authenticates; empty for registration.
 	UserID string `json:"user_id,omitempty"`
+	// Operation says what the session authorises (e.g. which devices to delete);
+	// continuing it for anything else is refused.
+	Operation string `json:"operation,omitempty"`
 }
 
 // UIAStageCompleted: a stage of a user-interactive authentication session succeeded.

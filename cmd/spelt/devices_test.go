@@ -78,11 +78,15 @@ func TestDevices(t *testing.T) {
 	status, _, body = s.raw("GET", "/_matrix/client/v3/account/whoami", cdev.AccessToken, nil)
 	wantError(t, "deleted device's token", status, body, 401, "M_UNKNOWN_TOKEN")
 	// Deleting again, and unknown devices, are not errors.
-	status, _, body = s.raw("POST", "/_matrix/client/v3/delete_devices", reg.AccessToken, []byte(`{"devices":["CCC","NOPE"]}`))
+	status, _, body = s.raw("POST", "/_matrix/client/v3/delete_devices", reg.AccessToken, []byte(`{"devices":["CCC","NOPE","BBB"]}`))
 	session, _ = body["session"].(string)
 	if status != 401 {
 		t.Fatalf("delete_devices without auth: %d %v", status, body)
 	}
+	// The session authorises these devices, not others.
+	status, _, body = s.raw("POST", "/_matrix/client/v3/delete_devices", reg.AccessToken, mustJSON(t, map[string]any{
+		"devices": []string{"CCC", string(reg.DeviceID)}, "auth": passwordAuth(session, "dora", "pw")}))
+	wantError(t, "another device list in the same session", status, body, 401, "M_FORBIDDEN")
 	if err := c.DeleteDevices(ctx, &mautrix.ReqDeleteDevices[any]{Devices: []id.DeviceID{"CCC", "NOPE", "BBB"},
 		Auth: passwordAuth(session, "@dora:spelt.test", "pw")}); err != nil {
 		t.Fatalf("delete_devices: %v", err)

@@ -163,6 +163,7 @@ type WritemodelUiaSession struct {
 	CreatedAt time.Time
 	UserID    *string
 	Done      bool
+	Operation string
 }
 
 type WritemodelUser struct {

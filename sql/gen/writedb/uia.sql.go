@@ -26,13 +26,14 @@ func (q *Queries) UIASessionCompleteStage(ctx context.Context, db DBTX, arg UIAS
 }
 
 const uIASessionGet = `-- name: UIASessionGet :one
-SELECT session, kind, user_id, completed, created_at, done FROM writemodel.uia_sessions WHERE session = $1
+SELECT session, kind, user_id, operation, completed, created_at, done FROM writemodel.uia_sessions WHERE session = $1
 `
 
 type UIASessionGetRow struct {
 	Session   string
 	Kind      string
 	UserID    *string
+	Operation string
 	Completed []string
 	CreatedAt time.Time
 	Done      bool
@@ -45,6 +46,7 @@ func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (U
 		&i.Session,
 		&i.Kind,
 		&i.UserID,
+		&i.Operation,
 		&i.Completed,
 		&i.CreatedAt,
 		&i.Done,
@@ -53,13 +55,14 @@ func (q *Queries) UIASessionGet(ctx context.Context, db DBTX, session string) (U
 }
 
 const uIASessionInsert = `-- name: UIASessionInsert :exec
-INSERT INTO writemodel.uia_sessions (session, kind, user_id, created_at) VALUES ($1, $2, $3, $4)
+INSERT INTO writemodel.uia_sessions (session, kind, user_id, operation, created_at) VALUES ($1, $2, $3, $4, $5)
 `
 
 type UIASessionInsertParams struct {
 	Session   string
 	Kind      string
 	UserID    *string
+	Operation string
 	CreatedAt time.Time
 }
 
@@ -68,6 +71,7 @@ func (q *Queries) UIASessionInsert(ctx context.Context, db DBTX, arg UIASessionI
 		arg.Session,
 		arg.Kind,
 		arg.UserID,
+		arg.Operation,
 		arg.CreatedAt,
 	)
 	return err
