@@ -69,8 +69,13 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	}
 	// Hash before the transaction: argon2id takes tens of milliseconds, and a
 	// transaction holding an id that long would hold back every reader of the log.
+	// Anyone can call this, so the hash is made only for a session that exists (a
+	// made-up one would cost us the hash for nothing).
 	var hash string
 	if req.Auth != nil && req.Password != "" {
+		if req.Auth.Session != "" && !c.registrationSessionKnown(ctx, req.Auth.Session) {
+			return Registered{}, ErrUnknownSession
+		}
 		hash = hashPassword(req.Password)
 	}
 	flow := []string{StageDummy}

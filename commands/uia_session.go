@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -68,4 +69,14 @@ func (c *Commands) sessionMAC(kind, id string) string {
 	m := hmac.New(sha256.New, c.uiaSecret())
 	m.Write([]byte("spelt uia session v1\x00" + kind + "\x00" + id))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// registrationSessionKnown reports whether session is a registration session this
+// server handed out: signed and recent, or stored. A cheap check made before slow work.
+func (c *Commands) registrationSessionKnown(ctx context.Context, session string) bool {
+	if c.signedSessionValid("register", session) {
+		return true
+	}
+	s, err := c.q.UIASessionGet(ctx, c.pool, session)
+	return err == nil && s.Kind == "register" && !s.Done
 }
