@@ -38,7 +38,7 @@ func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePass
 	ok := c.checkUIAPassword(ctx, req.UserID, req.Auth)
 	var hash string
 	if ok || completedOutOfBand(req.Auth) {
-		hash = hashPassword(req.NewPassword)
+		hash = c.hashPassword(req.NewPassword)
 	}
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		flows, err := c.reauthFlows(ctx, tx, req.UserID)
@@ -108,19 +108,12 @@ func (c *Commands) DeleteDevices(ctx context.Context, meta Meta, userID string, 
 		if err != nil {
 			return events, err
 		}
-		seen := map[string]bool{}
-		for _, d := range deviceIDs {
-			if seen[d] {
-				continue
-			}
-			seen[d] = true
-			exists, err := c.q.DeviceExists(ctx, tx, writedb.DeviceExistsParams{UserID: userID, DeviceID: d})
-			if err != nil {
-				return nil, err
-			}
-			if exists {
-				events = append(events, logoutEvent(userID, d))
-			}
+		existing, err := c.q.DeviceListExisting(ctx, tx, writedb.DeviceListExistingParams{UserID: userID, DeviceIds: deviceIDs})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range existing {
+			events = append(events, logoutEvent(userID, d))
 		}
 		return events, nil
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -48,11 +49,13 @@ type Commands struct {
 
 	secretOnce sync.Once
 	secret     []byte
+	hashSlots  chan struct{} // bounds concurrent password hashing
 }
 
 // New returns Commands.
 func New(pool *pgxpool.Pool, log *eventlog.Log, cfg Config, logger *slog.Logger) *Commands {
-	return &Commands{pool: pool, log: log, q: writedb.New(), cfg: cfg, logger: logger, now: time.Now}
+	return &Commands{pool: pool, log: log, q: writedb.New(), cfg: cfg, logger: logger, now: time.Now,
+		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 }
 
 // Meta identifies who issues a command and from where; it becomes the events' metadata.

@@ -114,7 +114,7 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	}
 	u, err := c.q.UserGet(ctx, c.pool, userID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		checkPassword(dummyHash, req.Password)
+		c.checkPassword(dummyHash, req.Password)
 		return LoggedIn{}, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -122,10 +122,10 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	}
 	if u.PasswordHash == nil {
 		// As long as a wrong password takes: no telling which accounts have none.
-		checkPassword(dummyHash, req.Password)
+		c.checkPassword(dummyHash, req.Password)
 		return LoggedIn{}, ErrInvalidCredentials
 	}
-	if !checkPassword(*u.PasswordHash, req.Password) {
+	if !c.checkPassword(*u.PasswordHash, req.Password) {
 		return LoggedIn{}, ErrInvalidCredentials
 	}
 	if u.Deactivated {

@@ -18,8 +18,24 @@ const (
 	argonKeyLen  = 32
 )
 
-// hashPassword returns an argon2id PHC string for password.
-func hashPassword(password string) string {
+// hashPassword returns an argon2id PHC string for password, waiting for a hashing slot.
+func (c *Commands) hashPassword(password string) string {
+	c.hashSlots <- struct{}{}
+	defer func() { <-c.hashSlots }()
+	return argonHash(password)
+}
+
+// checkPassword reports whether password matches the PHC string, waiting for a hashing
+// slot: each hash takes tens of milliseconds of CPU and 19 MiB, so a burst of logins
+// queues instead of exhausting memory.
+func (c *Commands) checkPassword(phc, password string) bool {
+	c.hashSlots <- struct{}{}
+	defer func() { <-c.hashSlots }()
+	return argonCheck(phc, password)
+}
+
+// argonHash returns an argon2id PHC string for password.
+func argonHash(password string) string {
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
@@ -28,8 +44,8 @@ func hashPassword(password string) string {
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
-// checkPassword reports whether password matches the PHC string, in constant time.
-func checkPassword(phc, password string) bool {
+// argonCheck reports whether password matches the PHC string, in constant time.
+func argonCheck(phc, password string) bool {
 	parts := strings.Split(phc, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false
@@ -58,4 +74,4 @@ func checkPassword(phc, password string) bool {
 
 // dummyHash is checked against when the user does not exist, so that a login for an
 // unknown user takes as long as one with a wrong password.
-var dummyHash = hashPassword("spelt-dummy-password")
+var dummyHash = argonHash("spelt-dummy-password")

@@ -76,7 +76,7 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		if req.Auth.Session != "" && !c.registrationSessionKnown(ctx, req.Auth.Session) {
 			return Registered{}, ErrUnknownSession
 		}
-		hash = hashPassword(req.Password)
+		hash = c.hashPassword(req.Password)
 	}
 	flow := []string{StageDummy}
 	if c.cfg.RegistrationRequires {
@@ -236,7 +236,7 @@ func (c *Commands) RegisterByAdmin(ctx context.Context, meta Meta, req RegisterA
 	}
 	var hash string
 	if req.Password != "" {
-		hash = hashPassword(req.Password)
+		hash = c.hashPassword(req.Password)
 	}
 	login := c.newLogin("", nil, false)
 	userID := mxid.UserID(req.Username, c.cfg.ServerName)

@@ -485,7 +485,7 @@ func (c *Commands) ResetPassword(ctx context.Context, meta Meta, req ResetPasswo
 	var hash string
 	if req.Auth != nil && req.Auth.Type == StageEmailIdentity {
 		if _, err := c.validatedSession(ctx, c.pool, req.Auth.ThreepidSID, req.Auth.ThreepidClientSecret, ThreepidPurposePasswordReset); err == nil {
-			hash = hashPassword(req.NewPassword)
+			hash = c.hashPassword(req.NewPassword)
 		}
 	}
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {

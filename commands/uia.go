@@ -168,15 +168,15 @@ func (c *Commands) checkUIAPassword(ctx context.Context, userID string, auth *Au
 		return false
 	}
 	if auth.User != "" && c.resolveUser(auth.User) != userID {
-		checkPassword(dummyHash, auth.Password)
+		c.checkPassword(dummyHash, auth.Password)
 		return false
 	}
 	u, err := c.q.UserGet(ctx, c.pool, userID)
 	if err != nil || u.PasswordHash == nil {
-		checkPassword(dummyHash, auth.Password)
+		c.checkPassword(dummyHash, auth.Password)
 		return false
 	}
-	return checkPassword(*u.PasswordHash, auth.Password)
+	return c.checkPassword(*u.PasswordHash, auth.Password)
 }
 
 // sessionCompleted ends a session whose flow is complete: it authorises one operation.

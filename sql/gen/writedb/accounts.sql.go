@@ -87,6 +87,36 @@ func (q *Queries) DeviceListByUser(ctx context.Context, db DBTX, userID string) 
 	return items, nil
 }
 
+const deviceListExisting = `-- name: DeviceListExisting :many
+SELECT device_id FROM writemodel.devices
+WHERE user_id = $1 AND device_id = ANY ($2::text[]) ORDER BY device_id
+`
+
+type DeviceListExistingParams struct {
+	UserID    string
+	DeviceIds []string
+}
+
+func (q *Queries) DeviceListExisting(ctx context.Context, db DBTX, arg DeviceListExistingParams) ([]string, error) {
+	rows, err := db.Query(ctx, deviceListExisting, arg.UserID, arg.DeviceIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var device_id string
+		if err := rows.Scan(&device_id); err != nil {
+			return nil, err
+		}
+		items = append(items, device_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const refreshTokenDelete = `-- name: RefreshTokenDelete :exec
 DELETE FROM writemodel.refresh_tokens WHERE token_hash = $1
 `

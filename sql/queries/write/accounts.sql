@@ -55,3 +55,7 @@ DELETE FROM writemodel.refresh_tokens WHERE user_id = @user_id;
 
 -- name: UserUpgradeGuest :exec
 UPDATE writemodel.users SET is_guest = false, password_hash = @password_hash WHERE user_id = @user_id;
+
+-- name: DeviceListExisting :many
+SELECT device_id FROM writemodel.devices
+WHERE user_id = @user_id AND device_id = ANY (@device_ids::text[]) ORDER BY device_id;
