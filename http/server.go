@@ -127,8 +127,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &nethttp.Server{
 		Handler:           s.echo,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// A client gets a minute to send its (size-limited) body; responses have no
+		// write deadline, since long-polling requests legitimately take long.
+		ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
