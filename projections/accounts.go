@@ -93,10 +93,13 @@ func applyAccountsRun(ctx context.Context, tx pgx.Tx, events []eventlog.Event) e
 			return fmt.Errorf("accounts: %w", err)
 		}
 		if clash {
+			if mem := accountsMemoryOf(ctx); mem != nil {
+				mem.off = true // one-by-one inserts are not remembered
+			}
 			return applyAccountsOneByOne(ctx, tx, events)
 		}
 	}
-	if err := d.send(ctx, tx); err != nil {
+	if err := d.send(ctx, tx, accountsMemoryOf(ctx)); err != nil {
 		return fmt.Errorf("accounts: %w", err)
 	}
 	return nil
@@ -401,7 +404,7 @@ func (d *accountsDelta) tokenHashes() [][]byte {
 }
 
 // send writes the delta in one round trip: the deletes first, then the inserts.
-func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
+func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx, mem *accountsMemory) error {
 	var b pgbatch.DB
 	if n := len(d.accounts); n > 0 {
 		users, localparts := make([]string, n), make([]string, n)
@@ -417,14 +420,20 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
 	// A join with the keys as an array is planned (and cached) as a hash join over a
 	// sequential scan while a rebuild's tables are small and without statistics, and then
 	// scans the whole table for every batch.
+	// During a rebuild from empty tables, deletes of devices (and so tokens) this
+	// rebuild never inserted are skipped: those rows cannot exist.
 	q := projdb.New()
 	for _, u := range d.wipedUsers {
-		_ = q.DeviceDeleteByUser(ctx, &b, u)
-		_ = q.AccessTokenDeleteByUser(ctx, &b, u)
+		if mem.mayHaveUser(u) {
+			_ = q.DeviceDeleteByUser(ctx, &b, u)
+			_ = q.AccessTokenDeleteByUser(ctx, &b, u)
+		}
 	}
 	for _, k := range d.loggedOut {
-		_ = q.DeviceDeleteOne(ctx, &b, projdb.DeviceDeleteOneParams{UserID: k.user, DeviceID: k.device})
-		_ = q.AccessTokenDeleteByDevice(ctx, &b, projdb.AccessTokenDeleteByDeviceParams{UserID: k.user, DeviceID: k.device})
+		if mem.mayHave(k) {
+			_ = q.DeviceDeleteOne(ctx, &b, projdb.DeviceDeleteOneParams{UserID: k.user, DeviceID: k.device})
+			_ = q.AccessTokenDeleteByDevice(ctx, &b, projdb.AccessTokenDeleteByDeviceParams{UserID: k.user, DeviceID: k.device})
+		}
 	}
 	var users, devices []string
 	var names []*string
@@ -452,7 +461,69 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx) error {
 	if len(hashes) > 0 {
 		_, _ = b.Exec(ctx, accessTokensInsertMany, hashes, users, devices, created, expires, refresh)
 	}
-	return b.Send(ctx, tx)
+	if err := b.Send(ctx, tx); err != nil {
+		return err
+	}
+	// Remember only what was written.
+	for _, u := range d.wipedUsers {
+		mem.forgetUser(u)
+	}
+	for _, k := range d.loggedOut {
+		mem.forget(k)
+	}
+	for _, r := range d.devices {
+		if !r.gone {
+			mem.remember(r.key)
+		}
+	}
+	return nil
+}
+
+// accountsMemory is the accounts projector's rebuildMemory: the devices it inserted
+// (by user). nil, or off, means no memory: every delete is sent.
+type accountsMemory struct {
+	off     bool
+	devices map[string]map[string]struct{}
+}
+
+func accountsMemoryOf(ctx context.Context) *accountsMemory {
+	return rebuildMemoryOf(ctx, "accounts", func() *accountsMemory {
+		return &accountsMemory{devices: map[string]map[string]struct{}{}}
+	})
+}
+
+func (m *accountsMemory) mayHaveUser(user string) bool {
+	return m == nil || m.off || len(m.devices[user]) > 0
+}
+
+func (m *accountsMemory) mayHave(k deviceKey) bool {
+	if m == nil || m.off {
+		return true
+	}
+	_, ok := m.devices[k.user][k.device]
+	return ok
+}
+
+func (m *accountsMemory) forgetUser(user string) {
+	if m != nil {
+		delete(m.devices, user)
+	}
+}
+
+func (m *accountsMemory) forget(k deviceKey) {
+	if m != nil {
+		delete(m.devices[k.user], k.device)
+	}
+}
+
+func (m *accountsMemory) remember(k deviceKey) {
+	if m == nil {
+		return
+	}
+	if m.devices[k.user] == nil {
+		m.devices[k.user] = map[string]struct{}{}
+	}
+	m.devices[k.user][k.device] = struct{}{}
 }
 
 // The statements of accountsDelta. Arrays come in as parallel columns through unnest;

@@ -54,7 +54,8 @@ func (r *Runner) Rebuild(ctx context.Context, db *pgxpool.Pool, opts RebuildOpti
 		if err != nil {
 			return err
 		}
-		if _, err := r.catchUp(ctx, db, p, until, target, true, prog); err != nil {
+		// The tables are empty now: projectors may remember what they write.
+		if _, err := r.catchUp(withRebuildMemory(ctx), db, p, until, target, true, prog); err != nil {
 			return fmt.Errorf("rebuild %s: %w", p.Name(), err)
 		}
 	}

@@ -336,6 +336,7 @@ func (r *Runner) applyEvents(ctx context.Context, tx pgx.Tx, p Projector, events
 	if err == nil {
 		return len(events), nil
 	}
+	disableRebuildMemory(ctx)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
