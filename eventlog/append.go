@@ -53,30 +53,21 @@ func (l *Log) Append(ctx context.Context, tx pgx.Tx, meta Metadata, events ...Ne
 	}
 	recorded := l.now().UTC().Truncate(time.Microsecond)
 
-	type head struct {
-		version int64
-		hash    []byte
+	heads, err := streamHeads(ctx, tx, events)
+	if err != nil {
+		return nil, err
 	}
-	heads := make(map[string]*head, 1)
+	checked := make(map[string]bool, len(heads))
 	out := make([]Event, len(events))
 	msgs := make(message.Messages, len(events))
 	for i, ne := range events {
-		if ne.Stream == "" || ne.Type == "" {
-			return nil, errors.New("append: event without stream or type")
-		}
-		h, ok := heads[ne.Stream]
-		if !ok {
-			h = &head{}
-			err := tx.QueryRow(ctx, `SELECT stream_version, hash FROM eventlog.events
-				WHERE stream = $1 ORDER BY stream_version DESC LIMIT 1`, ne.Stream).Scan(&h.version, &h.hash)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return nil, fmt.Errorf("append: head of %s: %w", ne.Stream, err)
-			}
+		h := heads[ne.Stream]
+		if !checked[ne.Stream] {
+			checked[ne.Stream] = true
 			if ne.ExpectVersion != AnyVersion && ne.ExpectVersion != h.version {
 				return nil, fmt.Errorf("append to %s: expected version %d, stream is at %d: %w",
 					ne.Stream, ne.ExpectVersion, h.version, ErrVersionConflict)
 			}
-			heads[ne.Stream] = h
 		}
 		payload, err := json.Marshal(ne.Data)
 		if err != nil {
@@ -176,4 +167,58 @@ func (r *returningExec) QueryContext(ctx context.Context, query string, args ...
 		return nil, err
 	}
 	return wsql.PgxRows{Rows: rows}, nil
+}
+
+// head is a stream's last version and hash.
+type head struct {
+	version int64
+	hash    []byte
+}
+
+// streamHeads returns the head of every stream events go to, in one query however
+// many streams there are (a stream without events has version 0).
+func streamHeads(ctx context.Context, tx pgx.Tx, events []NewEvent) (map[string]*head, error) {
+	heads := make(map[string]*head, 1)
+	var streams []string
+	for _, ne := range events {
+		if ne.Stream == "" || ne.Type == "" {
+			return nil, errors.New("append: event without stream or type")
+		}
+		if heads[ne.Stream] == nil {
+			heads[ne.Stream] = &head{}
+			streams = append(streams, ne.Stream)
+		}
+	}
+	if len(streams) == 1 {
+		// The common case, and the cheapest query for it.
+		h := heads[streams[0]]
+		err := tx.QueryRow(ctx, `SELECT stream_version, hash FROM eventlog.events
+			WHERE stream = $1 ORDER BY stream_version DESC LIMIT 1`, streams[0]).Scan(&h.version, &h.hash)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("append: head of %s: %w", streams[0], err)
+		}
+		return heads, nil
+	}
+	// Several streams: one index probe each, in one query (LATERAL ... LIMIT 1 walks
+	// (stream, stream_version) backwards from the end).
+	rows, err := tx.Query(ctx, `SELECT s.stream, h.stream_version, h.hash
+		FROM unnest($1::text[]) AS s (stream),
+		LATERAL (SELECT stream_version, hash FROM eventlog.events e
+			WHERE e.stream = s.stream ORDER BY stream_version DESC LIMIT 1) AS h`, streams)
+	if err != nil {
+		return nil, fmt.Errorf("append: stream heads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var stream string
+		var h head
+		if err := rows.Scan(&stream, &h.version, &h.hash); err != nil {
+			return nil, fmt.Errorf("append: stream heads: %w", err)
+		}
+		heads[stream] = &h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("append: stream heads: %w", err)
+	}
+	return heads, nil
 }
