@@ -406,7 +406,17 @@ func (d *accountsDelta) tokenHashes() [][]byte {
 // send writes the delta in one round trip: the deletes first, then the inserts.
 func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx, mem *accountsMemory) error {
 	var b pgbatch.DB
-	if n := len(d.accounts); n > 0 {
+	// During a rebuild from empty tables (mem) rows the rebuild does not know of are new:
+	// they go in with COPY, after the batch of deletes and upserts. A row that exists
+	// after all (a duplicate in the log) fails the COPY, and the runner then applies the
+	// events one by one, without memory.
+	bulk := mem != nil && !mem.off
+	var accountRows, deviceRows, tokenRows [][]any
+	if n := len(d.accounts); n > 0 && bulk {
+		for _, a := range d.accounts {
+			accountRows = append(accountRows, []any{a.userID, a.localpart, a.guest, a.admin, false, a.created})
+		}
+	} else if n > 0 {
 		users, localparts := make([]string, n), make([]string, n)
 		guests, admins := make([]bool, n), make([]bool, n)
 		created := make([]time.Time, n)
@@ -423,13 +433,17 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx, mem *accountsMemory
 	// During a rebuild from empty tables, deletes of devices (and so tokens) this
 	// rebuild never inserted are skipped: those rows cannot exist.
 	q := projdb.New()
+	deleted := map[deviceKey]bool{}
+	wiped := map[string]bool{}
 	for _, u := range d.wipedUsers {
+		wiped[u] = true
 		if mem.mayHaveUser(u) {
 			_ = q.DeviceDeleteByUser(ctx, &b, u)
 			_ = q.AccessTokenDeleteByUser(ctx, &b, u)
 		}
 	}
 	for _, k := range d.loggedOut {
+		deleted[k] = true
 		if mem.mayHave(k) {
 			_ = q.DeviceDeleteOne(ctx, &b, projdb.DeviceDeleteOneParams{UserID: k.user, DeviceID: k.device})
 			_ = q.AccessTokenDeleteByDevice(ctx, &b, projdb.AccessTokenDeleteByDeviceParams{UserID: k.user, DeviceID: k.device})
@@ -439,10 +453,15 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx, mem *accountsMemory
 	var names []*string
 	var created []time.Time
 	for _, r := range d.devices {
-		if !r.gone {
-			users, devices = append(users, r.key.user), append(devices, r.key.device)
-			names, created = append(names, r.display), append(created, r.created)
+		if r.gone {
+			continue
 		}
+		if bulk && (!mem.mayHave(r.key) || deleted[r.key] || wiped[r.key.user]) {
+			deviceRows = append(deviceRows, []any{r.key.user, r.key.device, r.display, r.created})
+			continue
+		}
+		users, devices = append(users, r.key.user), append(devices, r.key.device)
+		names, created = append(names, r.display), append(created, r.created)
 	}
 	if len(users) > 0 {
 		_, _ = b.Exec(ctx, devicesUpsertMany, users, devices, names, created)
@@ -451,18 +470,39 @@ func (d *accountsDelta) send(ctx context.Context, tx pgx.Tx, mem *accountsMemory
 	var expires []*time.Time
 	users, devices, created = users[:0], devices[:0], created[:0]
 	for _, t := range d.tokens {
-		if !t.gone {
-			hashes = append(hashes, t.hash)
-			users, devices = append(users, t.key.user), append(devices, t.key.device)
-			created, expires = append(created, t.created), append(expires, t.expires)
-			refresh = append(refresh, t.refresh)
+		if t.gone {
+			continue
 		}
+		if bulk {
+			tokenRows = append(tokenRows, []any{t.hash, t.key.user, t.key.device, t.created, t.expires, t.refresh})
+			continue
+		}
+		hashes = append(hashes, t.hash)
+		users, devices = append(users, t.key.user), append(devices, t.key.device)
+		created, expires = append(created, t.created), append(expires, t.expires)
+		refresh = append(refresh, t.refresh)
 	}
 	if len(hashes) > 0 {
 		_, _ = b.Exec(ctx, accessTokensInsertMany, hashes, users, devices, created, expires, refresh)
 	}
 	if err := b.Send(ctx, tx); err != nil {
 		return err
+	}
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"accounts", []string{"user_id", "localpart", "is_guest", "is_admin", "deactivated", "created_at"}, accountRows},
+		{"devices", []string{"user_id", "device_id", "display_name", "created_at"}, deviceRows},
+		{"access_tokens", []string{"token_hash", "user_id", "device_id", "created_at", "expires_at", "refresh_hash"}, tokenRows},
+	} {
+		if len(c.rows) == 0 {
+			continue
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			return fmt.Errorf("copy %s: %w", c.table, err)
+		}
 	}
 	// Remember only what was written.
 	for _, u := range d.wipedUsers {
