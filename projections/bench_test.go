@@ -234,7 +234,7 @@ func BenchmarkReplay(b *testing.B) {
 	runner := projections.NewRunner(pool, nil, logger, projections.Accounts{})
 	// SPELT_BENCH_BATCH overrides the batch size, to compare sizes.
 	if n, err := strconv.Atoi(os.Getenv("SPELT_BENCH_BATCH")); err == nil {
-		runner.BatchSize = n
+		runner.BatchSize, runner.RebuildBatchSize = n, n
 	}
 	replayStart := time.Now()
 	if err := runner.Rebuild(ctx, pool, projections.RebuildOptions{Projectors: []string{"accounts"}}); err != nil {

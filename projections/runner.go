@@ -34,6 +34,9 @@ type Runner struct {
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
+	// RebuildBatchSize is the same for rebuilds, where larger batches pay (tables start
+	// empty, nothing waits on a batch).
+	RebuildBatchSize int
 	// IdlePoll is how long a live subscriber waits for a wake-up before polling anyway
 	// (a NOTIFY from another process can be missed while reconnecting).
 	IdlePoll time.Duration
@@ -43,16 +46,17 @@ type Runner struct {
 // appends; it may be nil for rebuilds.
 func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Logger, projectors ...Projector) *Runner {
 	r := &Runner{
-		pool:       pool,
-		notifier:   notifier,
-		logger:     logger,
-		projectors: projectors,
-		states:     make(map[string]*state, len(projectors)),
-		q:          projdb.New(),
-		announce:   newAnnouncer(pool),
-		release:    make(map[string]chan struct{}, len(projectors)),
-		BatchSize:  2000,
-		IdlePoll:   500 * time.Millisecond,
+		pool:             pool,
+		notifier:         notifier,
+		logger:           logger,
+		projectors:       projectors,
+		states:           make(map[string]*state, len(projectors)),
+		q:                projdb.New(),
+		announce:         newAnnouncer(pool),
+		release:          make(map[string]chan struct{}, len(projectors)),
+		BatchSize:        2000,
+		RebuildBatchSize: 5000,
+		IdlePoll:         500 * time.Millisecond,
 	}
 	for _, p := range projectors {
 		r.states[p.Name()] = newState()
@@ -238,11 +242,15 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 	defer cancel()
 	batches := make(chan []eventlog.Event, 1)
 	readErr := make(chan error, 1)
+	limit := r.BatchSize
+	if async {
+		limit = r.RebuildBatchSize
+	}
 	go func() {
 		defer close(batches)
 		after := start
 		for {
-			events, err := eventlog.Read(ctx, db, after, r.BatchSize, until)
+			events, err := eventlog.Read(ctx, db, after, limit, until)
 			if err != nil {
 				readErr <- err
 				return
