@@ -7,7 +7,6 @@ import (
 
 // Errors a command returns; package http maps them to Matrix error codes.
 var (
-	ErrForbidden            = errors.New("forbidden")
 	ErrInvalidCredentials   = errors.New("invalid username or password")
 	ErrUserDeactivated      = errors.New("user is deactivated")
 	ErrUserInUse            = errors.New("user ID already taken")

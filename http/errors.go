@@ -95,8 +95,6 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guest access is disabled")
 	case errors.Is(err, commands.ErrUnknownSession):
 		return matrixErr(nethttp.StatusBadRequest, codeUnknown, "Unknown session ID")
-	case errors.Is(err, commands.ErrForbidden):
-		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, queries.ErrNotFound):
 		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Not found")
 	case errors.Is(err, queries.ErrUnknownToken), errors.Is(err, commands.ErrUnknownRefreshToken):
