@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,11 @@ type Config struct {
 	UIASecret []byte
 	// ThreepidTokenLifetime is how long a mailed validation token works (an hour when 0).
 	ThreepidTokenLifetime time.Duration
+	// SigningKey and SigningKeyID sign the server's room events.
+	SigningKey   ed25519.PrivateKey
+	SigningKeyID string
+	// DefaultRoomVersion is the version of new rooms ("10" when empty).
+	DefaultRoomVersion string
 }
 
 // Commands runs commands against the log and the write model.

@@ -177,6 +177,9 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		if err == nil {
 			err = applySSOWriteModel(ctx, &b, q, e)
 		}
+		if err == nil {
+			err = applyRoomWriteModel(ctx, &b, q, e)
+		}
 		if err != nil {
 			return fmt.Errorf("write model: %w", err)
 		}

@@ -75,6 +75,10 @@ func (s *Server) deactivate(c echo.Context) error {
 
 // capabilities: GET /_matrix/client/v3/capabilities.
 func (s *Server) capabilities(c echo.Context) error {
+	available := map[string]string{}
+	for _, v := range s.cfg.RoomVersions {
+		available[v] = "stable"
+	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
 		// Profiles are not served yet; 3PIDs can change when Spelt can send e-mail.
@@ -82,5 +86,6 @@ func (s *Server) capabilities(c echo.Context) error {
 		"m.set_avatar_url":  map[string]bool{"enabled": false},
 		"m.3pid_changes":    map[string]bool{"enabled": s.cfg.Mailer != nil},
 		"m.get_login_token": map[string]bool{"enabled": true},
+		"m.room_versions":   map[string]any{"default": s.cfg.DefaultRoomVersion, "available": available},
 	}})
 }

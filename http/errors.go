@@ -61,6 +61,13 @@ const (
 	codeSessionExpired       = "M_SESSION_EXPIRED"
 )
 
+// Error codes of rooms (spec: client-server API, "Other error codes").
+const (
+	codeBadAlias               = "M_BAD_ALIAS"
+	codeRoomInUse              = "M_ROOM_IN_USE"
+	codeUnsupportedRoomVersion = "M_UNSUPPORTED_ROOM_VERSION"
+)
+
 // toMatrix maps any error a handler returns to the response the client gets. It is the
 // only place where domain errors meet status codes.
 func toMatrix(err error) *MatrixError {
@@ -70,6 +77,8 @@ func toMatrix(err error) *MatrixError {
 	var badName *commands.InvalidUsernameError
 	var bad *commands.BadRequestError
 	var tooBig *nethttp.MaxBytesError
+	var forbiddenRoom *commands.ForbiddenError
+	var badAlias *commands.BadAliasError
 	switch {
 	case errors.As(err, &me):
 		return me
@@ -127,6 +136,26 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
 	case errors.Is(err, commands.ErrSSOUnavailable):
 		return matrixErr(nethttp.StatusBadGateway, codeUnknown, "The identity provider is unavailable")
+	case errors.As(err, &forbiddenRoom):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", forbiddenRoom.Reason)
+	case errors.As(err, &badAlias):
+		return matrixErr(nethttp.StatusBadRequest, codeBadAlias, "%s", badAlias.Error())
+	case errors.Is(err, commands.ErrRoomNotFound), errors.Is(err, queries.ErrRoomNotFound):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Room not found")
+	case errors.Is(err, commands.ErrEventNotFound), errors.Is(err, queries.ErrEventNotFound):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Event not found")
+	case errors.Is(err, queries.ErrRoomForbidden):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "You are not allowed to see this room")
+	case errors.Is(err, commands.ErrUnsupportedRoomVersion):
+		return matrixErr(nethttp.StatusBadRequest, codeUnsupportedRoomVersion, "%s", err.Error())
+	case errors.Is(err, commands.ErrAliasInUse):
+		return matrixErr(nethttp.StatusBadRequest, codeRoomInUse, "Room alias already taken")
+	case errors.Is(err, commands.ErrEventTooLarge):
+		return matrixErr(nethttp.StatusRequestEntityTooLarge, codeTooLarge, "Event is larger than 65536 bytes")
+	case errors.Is(err, commands.ErrRemoteRoom):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "%s", err.Error())
+	case errors.Is(err, queries.ErrBadToken):
+		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "Unknown pagination token")
 	case errors.As(err, &he):
 		switch he.Code {
 		case nethttp.StatusNotFound:

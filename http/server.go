@@ -34,6 +34,10 @@ type Config struct {
 	Mailer Mailer
 	// SSOProviders are the single sign-on identity providers; none turns SSO off.
 	SSOProviders []IdentityProvider
+	// RoomVersions are the room versions the server supports; DefaultRoomVersion is
+	// the one new rooms get.
+	RoomVersions       []string
+	DefaultRoomVersion string
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -64,6 +68,7 @@ type Commands interface {
 	RecordDevicesSeen(ctx context.Context, meta commands.Meta, seen []eventlog.DeviceSeen) (eventlog.Position, error)
 	ThreepidCommands
 	SSOCommands
+	RoomCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -75,6 +80,7 @@ type Queries interface {
 	RegistrationTokens(ctx context.Context) ([]queries.RegistrationToken, error)
 	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
 	ThreepidQueries
+	RoomQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

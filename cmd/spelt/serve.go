@@ -18,6 +18,7 @@ import (
 	spelthttp "spelt.dev/spelt/http"
 	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/mailer"
+	"spelt.dev/spelt/internal/pdus"
 	"spelt.dev/spelt/internal/signingkey"
 	"spelt.dev/spelt/projections"
 	"spelt.dev/spelt/queries"
@@ -107,6 +108,9 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 
 		RegistrationRequiresEmail: cfg.Registration.RequireEmail,
 		ThreepidTokenLifetime:     cfg.Email.TokenLifetime.Duration,
+		SigningKey:                key.Private,
+		SigningKeyID:              key.ID,
+		DefaultRoomVersion:        cfg.Rooms.DefaultVersion,
 	}, e.logger)
 	var mail spelthttp.Mailer // stays nil (no e-mail) without an SMTP host
 	if cfg.Email.SMTPHost != "" {
@@ -131,6 +135,8 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
+		RoomVersions:        pdus.Versions,
+		DefaultRoomVersion:  cfg.Rooms.DefaultVersion,
 		RegistrationEnabled: cfg.Registration.Enabled,
 		SharedSecret:        cfg.Registration.SharedSecret,
 		MaxBodyBytes:        cfg.HTTP.MaxBodyBytes,

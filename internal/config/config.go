@@ -61,6 +61,13 @@ type Config struct {
 	Terms        Terms        `toml:"terms"`
 	Email        Email        `toml:"email"`
 	SSO          SSO          `toml:"sso"`
+	Rooms        Rooms        `toml:"rooms"`
+}
+
+// Rooms is the [rooms] section.
+type Rooms struct {
+	// DefaultVersion is the room version of rooms created without one, "1" to "11".
+	DefaultVersion string `toml:"default_version"`
 }
 
 // Database is the [database] section.
@@ -329,6 +336,9 @@ func defaults() Config {
 			RequireTLS:    true,
 			TokenLifetime: Duration{time.Hour},
 		},
+		Rooms: Rooms{
+			DefaultVersion: "10",
+		},
 	}
 }
 
@@ -533,6 +543,9 @@ func (c Config) problems() []error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if !slices.Contains([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}, c.Rooms.DefaultVersion) {
+		bad("rooms.default_version", "%q is not a room version Spelt supports (1 to 11)", c.Rooms.DefaultVersion)
 	}
 
 	if c.Database.URL != "" &&

@@ -38,6 +38,16 @@ type Device struct {
 	LastSeenTs  *time.Time
 }
 
+type EventReport struct {
+	ReportID   int64
+	RoomID     string
+	EventID    *string
+	Reporter   string
+	Reason     *string
+	Score      *int32
+	ReportedAt time.Time
+}
+
 type EventlogEvent struct {
 	TransactionID uint64
 	Offset        int64
@@ -89,6 +99,56 @@ type RegistrationToken struct {
 	Revoked     bool
 }
 
+type Room struct {
+	RoomID      string
+	RoomVersion string
+	Creator     string
+	RoomType    *string
+	Published   bool
+}
+
+type RoomAlias struct {
+	Alias   string
+	RoomID  string
+	Creator string
+}
+
+type RoomEvent struct {
+	StreamOrdering  int64
+	EventID         string
+	RoomID          string
+	Type            string
+	StateKey        *string
+	Sender          string
+	OriginServerTs  int64
+	Depth           int64
+	Event           []byte
+	ReplacesState   *string
+	RedactedBecause *string
+	Visibility      string
+	Membership      *string
+	TxnID           *string
+	TxnDevice       *string
+	RelType         *string
+	RelatesTo       *string
+}
+
+type RoomState struct {
+	RoomID       string
+	Type         string
+	StateKey     string
+	EventID      string
+	FromOrdering int64
+	ToOrdering   *int64
+	Membership   *string
+}
+
+type RoomsForgotten struct {
+	UserID string
+	RoomID string
+	UpTo   int64
+}
+
 type UserThreepid struct {
 	Medium      string
 	Address     string
@@ -123,6 +183,51 @@ type WritemodelRegistrationToken struct {
 	Completed   int32
 	ExpiryTime  *time.Time
 	Revoked     bool
+}
+
+type WritemodelRoom struct {
+	RoomID      string
+	RoomVersion string
+	MaxDepth    int64
+}
+
+type WritemodelRoomAlias struct {
+	Alias   string
+	RoomID  string
+	Creator string
+}
+
+type WritemodelRoomEvent struct {
+	EventID  string
+	RoomID   string
+	Sender   string
+	Type     string
+	StateKey *string
+	Depth    int64
+	Pdu      []byte
+}
+
+type WritemodelRoomExtremity struct {
+	RoomID  string
+	EventID string
+	Depth   int64
+	Pdu     []byte
+}
+
+type WritemodelRoomState struct {
+	RoomID     string
+	Type       string
+	StateKey   string
+	EventID    string
+	Membership *string
+}
+
+type WritemodelRoomTxn struct {
+	UserID   string
+	DeviceID string
+	Scope    string
+	TxnID    string
+	EventID  string
 }
 
 type WritemodelSsoIdentity struct {

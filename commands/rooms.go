@@ -1,0 +1,214 @@
+package commands
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// Errors of room commands.
+var (
+	ErrRoomNotFound           = errors.New("room not found")
+	ErrEventNotFound          = errors.New("event not found")
+	ErrUnsupportedRoomVersion = errors.New("unsupported room version")
+	ErrAliasInUse             = errors.New("room alias already in use")
+	ErrEventTooLarge          = errors.New("event is larger than 65536 bytes")
+	ErrRemoteRoom             = errors.New("the room is on another server: joining over federation is not supported yet")
+)
+
+// ForbiddenError is a room operation the rules (auth rules, power levels, membership)
+// do not allow.
+type ForbiddenError struct{ Reason string }
+
+func (e *ForbiddenError) Error() string { return e.Reason }
+
+func forbidden(format string, args ...any) error {
+	return &ForbiddenError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxPDUSize is the largest event the spec allows (server-server API, "Size limits").
+const maxPDUSize = 65536
+
+// maxPrevEvents bounds an event's prev_events.
+const maxPrevEvents = 10
+
+func (c *Commands) signer() pdus.Signer {
+	return pdus.Signer{ServerName: c.cfg.ServerName, KeyID: c.cfg.SigningKeyID, Key: c.cfg.SigningKey}
+}
+
+// serverKey returns this server's public key for the auth rules' signature checks
+// (restricted joins authorised by this server).
+func (c *Commands) serverKey(server, keyID string) ed25519.PublicKey {
+	if server == c.cfg.ServerName && keyID == c.cfg.SigningKeyID && c.cfg.SigningKey != nil {
+		return c.cfg.SigningKey.Public().(ed25519.PublicKey)
+	}
+	return nil
+}
+
+// txnRef is the client transaction a local send belongs to.
+type txnRef struct {
+	DeviceID, Scope, TxnID string
+}
+
+// room builds the events of one room inside a command's transaction. It holds the
+// room's write-model row locked, so the room's events are built one at a time and each
+// new event's prev_events are the room's single forward extremity.
+type room struct {
+	c           *Commands
+	tx          pgx.Tx
+	id, version string
+	depth       int64
+	extremities []*pdus.Event
+	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
+	news        []eventlog.NewEvent
+	built       []*pdus.Event
+}
+
+// openRoom locks roomID's write model for the rest of tx.
+func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string) (*room, error) {
+	row, err := c.q.RoomLock(ctx, tx, roomID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrRoomNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open room %s: %w", roomID, err)
+	}
+	r := &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, state: map[pdus.StateKey]*pdus.Event{}}
+	ext, err := c.q.RoomExtremities(ctx, tx, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("open room %s: %w", roomID, err)
+	}
+	if len(ext) > maxPrevEvents {
+		ext = ext[:maxPrevEvents]
+	}
+	for _, x := range ext {
+		ev, err := pdus.Parse(r.version, x.EventID, []byte(x.Pdu))
+		if err != nil {
+			return nil, err
+		}
+		r.extremities = append(r.extremities, ev)
+	}
+	return r, nil
+}
+
+// newRoom starts a room that does not exist yet (createRoom).
+func (c *Commands) newRoom(tx pgx.Tx, roomID, version string) *room {
+	return &room{c: c, tx: tx, id: roomID, version: version, state: map[pdus.StateKey]*pdus.Event{}}
+}
+
+// load reads the current state of keys not known yet.
+func (r *room) load(ctx context.Context, keys []pdus.StateKey) error {
+	var types, stateKeys []string
+	for _, k := range keys {
+		if _, known := r.state[k]; !known {
+			types = append(types, k.Type)
+			stateKeys = append(stateKeys, k.StateKey)
+			r.state[k] = nil
+		}
+	}
+	if len(types) == 0 || r.depth == 0 && len(r.extremities) == 0 {
+		return nil
+	}
+	rows, err := r.c.q.RoomStateEvents(ctx, r.tx, writedb.RoomStateEventsParams{RoomID: r.id, Types: types, StateKeys: stateKeys})
+	if err != nil {
+		return fmt.Errorf("room state: %w", err)
+	}
+	for _, row := range rows {
+		ev, err := pdus.Parse(r.version, row.EventID, []byte(row.Pdu))
+		if err != nil {
+			return err
+		}
+		r.state[pdus.StateKey{Type: row.Type, StateKey: row.StateKey}] = ev
+	}
+	return nil
+}
+
+// current returns the current state event (type, key), or nil.
+func (r *room) current(ctx context.Context, typ, key string) (*pdus.Event, error) {
+	k := pdus.StateKey{Type: typ, StateKey: key}
+	if err := r.load(ctx, []pdus.StateKey{k}); err != nil {
+		return nil, err
+	}
+	return r.state[k], nil
+}
+
+// membership returns user's current membership ("leave" when none).
+func (r *room) membership(ctx context.Context, user string) (string, error) {
+	ev, err := r.current(ctx, "m.room.member", user)
+	if err != nil || ev == nil {
+		return "leave", err
+	}
+	return ev.Membership(), nil
+}
+
+// levels returns the room's power levels.
+func (r *room) levels(ctx context.Context) (pdus.Levels, error) {
+	if err := r.load(ctx, []pdus.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}}); err != nil {
+		return pdus.Levels{}, err
+	}
+	return pdus.PowerLevels([]*pdus.Event{r.state[pdus.StateKey{Type: "m.room.create"}], r.state[pdus.StateKey{Type: "m.room.power_levels"}]}), nil
+}
+
+// add builds the next event of the room from p, checks it against the auth rules of
+// the room version and queues it for appending.
+func (r *room) add(ctx context.Context, p pdus.Proto, txn *txnRef) (*pdus.Event, error) {
+	p.RoomID = r.id
+	if p.OriginServerTS == 0 {
+		p.OriginServerTS = r.c.now().UnixMilli()
+	}
+	keys := pdus.AuthSelection(r.version, p)
+	if err := r.load(ctx, keys); err != nil {
+		return nil, err
+	}
+	var auth []*pdus.Event
+	for _, k := range keys {
+		if ev := r.state[k]; ev != nil {
+			auth = append(auth, ev)
+		}
+	}
+	depth := r.depth + 1
+	ev, err := pdus.Build(r.version, p, r.extremities, auth, depth, r.c.signer())
+	if errors.Is(err, pdus.ErrBadContent) {
+		return nil, badRequest("%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(ev.Raw) > maxPDUSize {
+		return nil, ErrEventTooLarge
+	}
+	if err := pdus.Authorize(ev, auth, r.c.serverKey); err != nil {
+		return nil, &ForbiddenError{Reason: err.Error()}
+	}
+	r.depth = depth
+	r.extremities = []*pdus.Event{ev}
+	if key, ok := ev.StateKey(); ok {
+		r.state[pdus.StateKey{Type: ev.Type(), StateKey: key}] = ev
+	}
+	payload := eventlog.RoomEventAccepted{RoomID: r.id, EventID: ev.ID, RoomVersion: r.version, PDU: ev.Raw}
+	if txn != nil {
+		payload.TxnID, payload.DeviceID, payload.TxnScope = txn.TxnID, txn.DeviceID, txn.Scope
+	}
+	r.news = append(r.news, eventlog.NewEvent{Stream: eventlog.RoomStream(r.id), Type: eventlog.TypeRoomEventAccepted, Data: payload, ExpectVersion: eventlog.AnyVersion})
+	r.built = append(r.built, ev)
+	return ev, nil
+}
+
+// content marshals v as event content.
+func content(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only called with maps and structs of plain values
+	}
+	return b
+}
+
+func strPtr(s string) *string { return &s }

@@ -1,0 +1,163 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// SendEvent is a client's message or state event.
+type SendEvent struct {
+	RoomID   string
+	Sender   string
+	DeviceID string
+	Type     string
+	// StateKey makes the event a state event.
+	StateKey *string
+	Content  json.RawMessage
+	// TxnID is the client's transaction ID (message events): a retry with the same one
+	// from the same device gets the first attempt's event.
+	TxnID string
+}
+
+// Sent is the outcome of a send.
+type Sent struct {
+	EventID  string
+	Position eventlog.Position // zero when nothing new was appended
+}
+
+// Send appends a message or state event to a room.
+func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, error) {
+	var out Sent
+	if len(req.Type) > 255 {
+		return out, badRequest("event type is longer than 255 bytes")
+	}
+	if req.StateKey != nil && len(*req.StateKey) > 255 {
+		return out, badRequest("state key is longer than 255 bytes")
+	}
+	var txn *txnRef
+	if req.TxnID != "" {
+		txn = &txnRef{DeviceID: req.DeviceID, Scope: "send:" + req.RoomID, TxnID: req.TxnID}
+	}
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		if txn != nil {
+			if id, err := c.txnEvent(ctx, tx, req.Sender, txn); err != nil || id != "" {
+				out.EventID = id
+				return nil, err
+			}
+		}
+		r, err := c.openRoom(ctx, tx, req.RoomID)
+		if err != nil {
+			return nil, err
+		}
+		if req.StateKey != nil {
+			if err := checkStateContent(ctx, r, req.Type, *req.StateKey, req.Content); err != nil {
+				return nil, err
+			}
+			// A state event equal to the current one changes nothing: answer with the
+			// current one, as Synapse does.
+			cur, err := r.current(ctx, req.Type, *req.StateKey)
+			if err != nil {
+				return nil, err
+			}
+			if cur != nil && cur.Sender() == req.Sender && jsonEqual(cur.PDU.Content, req.Content) {
+				out.EventID = cur.ID
+				return nil, nil
+			}
+		}
+		ev, err := r.add(ctx, pdus.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content}, txn)
+		if err != nil {
+			return nil, err
+		}
+		out.EventID = ev.ID
+		return r.news, nil
+	})
+	out.Position = pos
+	return out, err
+}
+
+// txnEvent returns the event an earlier request of the same transaction created, or "".
+func (c *Commands) txnEvent(ctx context.Context, tx pgx.Tx, user string, txn *txnRef) (string, error) {
+	id, err := c.q.RoomTxnGet(ctx, tx, writedb.RoomTxnGetParams{UserID: user, DeviceID: txn.DeviceID, Scope: txn.Scope, TxnID: txn.TxnID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("transaction: %w", err)
+	}
+	return id, nil
+}
+
+// Redact redacts an event of a room (spec: client-server API, "Redactions"). The
+// sender may redact their own events, and others' with the redact power level.
+func (c *Commands) Redact(ctx context.Context, meta Meta, roomID, sender, deviceID, eventID, txnID, reason string) (Sent, error) {
+	var out Sent
+	txn := &txnRef{DeviceID: deviceID, Scope: "redact:" + roomID, TxnID: txnID}
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+		if id, err := c.txnEvent(ctx, tx, sender, txn); err != nil || id != "" {
+			out.EventID = id
+			return nil, err
+		}
+		r, err := c.openRoom(ctx, tx, roomID)
+		if err != nil {
+			return nil, err
+		}
+		target, err := c.q.RoomEventGet(ctx, tx, eventID)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && target.RoomID != roomID {
+			return nil, ErrEventNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redact: %w", err)
+		}
+		if target.Sender != sender {
+			pl, err := r.levels(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if pl.UserLevel(sender) < pl.ActionLevel("redact") {
+				return nil, forbidden("you may only redact your own events: redacting others' needs power level %d", pl.ActionLevel("redact"))
+			}
+		}
+		body := map[string]any{}
+		if reason != "" {
+			body["reason"] = reason
+		}
+		if r.versionRedactsInContent() {
+			body["redacts"] = eventID
+		}
+		ev, err := r.add(ctx, pdus.Proto{Sender: sender, Type: "m.room.redaction", Content: content(body), Redacts: eventID}, txn)
+		if err != nil {
+			return nil, err
+		}
+		out.EventID = ev.ID
+		return r.news, nil
+	})
+	out.Position = pos
+	return out, err
+}
+
+func (r *room) versionRedactsInContent() bool {
+	switch r.version {
+	case "1", "2", "3", "4", "5", "6", "7", "8", "9", "10":
+		return false
+	}
+	return true
+}
+
+// jsonEqual reports whether two JSON documents are the same value.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}

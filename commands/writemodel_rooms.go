@@ -1,0 +1,89 @@
+package commands
+
+import (
+	"context"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/sql/gen/writedb"
+)
+
+// roomWriteModelTables are the write model's room tables.
+var roomWriteModelTables = []string{
+	"writemodel.rooms", "writemodel.room_events", "writemodel.room_state", "writemodel.room_extremities",
+	"writemodel.room_txns", "writemodel.room_aliases",
+}
+
+func init() { writeModelTables = append(writeModelTables, roomWriteModelTables...) }
+
+// applyRoomWriteModel derives the room tables' rows from e.
+func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Queries, e eventlog.Event) error {
+	switch e.Type {
+	case eventlog.TypeRoomEventAccepted:
+		var d eventlog.RoomEventAccepted
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		ev, err := pdus.Parse(d.RoomVersion, d.EventID, d.PDU)
+		if err != nil {
+			return err
+		}
+		p := ev.PDU
+		if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
+			if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth}); err != nil {
+				return err
+			}
+		} else if err := q.RoomSetDepth(ctx, db, writedb.RoomSetDepthParams{RoomID: d.RoomID, Depth: p.Depth}); err != nil {
+			return err
+		}
+		var raw []byte
+		if ev.IsState() {
+			raw = d.PDU
+		}
+		if err := q.RoomEventInsert(ctx, db, writedb.RoomEventInsertParams{
+			EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
+		}); err != nil {
+			return err
+		}
+		if key, ok := ev.StateKey(); ok {
+			var membership *string
+			if ev.Type() == "m.room.member" {
+				m := ev.Membership()
+				membership = &m
+			}
+			if err := q.RoomStateSet(ctx, db, writedb.RoomStateSetParams{
+				RoomID: d.RoomID, Type: ev.Type(), StateKey: key, EventID: d.EventID, Membership: membership,
+			}); err != nil {
+				return err
+			}
+		}
+		prev := make([]string, len(p.PrevEvents))
+		for i, id := range p.PrevEvents {
+			prev[i] = string(id)
+		}
+		if err := q.RoomExtremityDelete(ctx, db, writedb.RoomExtremityDeleteParams{RoomID: d.RoomID, EventIds: prev}); err != nil {
+			return err
+		}
+		if err := q.RoomExtremityInsert(ctx, db, writedb.RoomExtremityInsertParams{RoomID: d.RoomID, EventID: d.EventID, Depth: p.Depth, Pdu: d.PDU}); err != nil {
+			return err
+		}
+		if d.TxnID != "" {
+			return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{
+				UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
+			})
+		}
+	case eventlog.TypeAliasCreated:
+		var d eventlog.AliasCreated
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomAliasInsert(ctx, db, writedb.RoomAliasInsertParams{Alias: d.Alias, RoomID: d.RoomID, Creator: d.Creator})
+	case eventlog.TypeAliasDeleted:
+		var d eventlog.AliasDeleted
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomAliasDelete(ctx, db, d.Alias)
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tidwall/gjson"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/internal/pgbatch"
+	"spelt.dev/spelt/sql/gen/projdb"
+)
+
+// Rooms projects rooms: their events in the order the server accepted them (timelines,
+// single events, relations), their state through time (current state, state at any
+// event, membership history), aliases, the directory, forgotten rooms and reports.
+//
+// Each room event gets the next stream_ordering, a dense number assigned in log order:
+// a replay assigns the same numbers, so pagination tokens survive it.
+type Rooms struct{}
+
+// Name implements Projector.
+func (Rooms) Name() string { return "rooms" }
+
+// Version implements Projector.
+func (Rooms) Version() int { return 1 }
+
+// Tables implements Projector.
+func (Rooms) Tables() []string {
+	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports"}
+}
+
+// Handles implements Projector.
+func (Rooms) Handles(t string) bool {
+	switch t {
+	case eventlog.TypeRoomEventAccepted, eventlog.TypeRoomPublished, eventlog.TypeAliasCreated, eventlog.TypeAliasDeleted,
+		eventlog.TypeRoomForgotten, eventlog.TypeEventReported:
+		return true
+	}
+	return false
+}
+
+// roomsBatch is what Apply remembers within one batch: the rows it queued are not in
+// the tables until the batch is sent, so later events of the batch read them here.
+type roomsBatch struct {
+	ctx      context.Context
+	tx       pgx.Tx
+	q        *projdb.Queries
+	b        pgbatch.DB
+	next     int64
+	hv       map[string]string     // room → current history visibility
+	state    map[stateKey]string   // current state event IDs
+	events   map[string]batchEvent // events inserted in this batch
+	versions map[string]string     // room → room version
+	last     map[string]int64      // room → last stream ordering
+	reports  int64
+}
+
+type stateKey struct{ room, typ, key string }
+
+type batchEvent struct {
+	typ, version string
+	event        []byte
+}
+
+// Apply implements Projector.
+func (Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	q := projdb.New()
+	next, err := q.RoomEventsMaxOrdering(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	rb := &roomsBatch{ctx: ctx, tx: tx, q: q, next: next, hv: map[string]string{}, state: map[stateKey]string{},
+		events: map[string]batchEvent{}, versions: map[string]string{}, last: map[string]int64{}, reports: -1}
+	for _, e := range events {
+		if err := rb.apply(e); err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+	}
+	return rb.b.Send(ctx, tx)
+}
+
+func (rb *roomsBatch) apply(e eventlog.Event) error {
+	ctx, q := rb.ctx, rb.q
+	switch e.Type {
+	case eventlog.TypeRoomEventAccepted:
+		var d eventlog.RoomEventAccepted
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return rb.roomEvent(d)
+	case eventlog.TypeRoomPublished:
+		var d eventlog.RoomPublished
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomProjSetPublished(ctx, &rb.b, projdb.RoomProjSetPublishedParams{RoomID: d.RoomID, Published: d.Public})
+	case eventlog.TypeAliasCreated:
+		var d eventlog.AliasCreated
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomAliasProjInsert(ctx, &rb.b, projdb.RoomAliasProjInsertParams{Alias: d.Alias, RoomID: d.RoomID, Creator: d.Creator})
+	case eventlog.TypeAliasDeleted:
+		var d eventlog.AliasDeleted
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomAliasProjDelete(ctx, &rb.b, d.Alias)
+	case eventlog.TypeRoomForgotten:
+		var d eventlog.RoomForgotten
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		last, err := rb.lastOrdering(d.RoomID)
+		if err != nil {
+			return err
+		}
+		return q.RoomForgottenUpsert(ctx, &rb.b, projdb.RoomForgottenUpsertParams{UserID: d.UserID, RoomID: d.RoomID, UpTo: last})
+	case eventlog.TypeEventReported:
+		var d eventlog.EventReported
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		if rb.reports < 0 {
+			n, err := q.EventReportsMaxID(ctx, rb.tx)
+			if err != nil {
+				return err
+			}
+			rb.reports = n
+		}
+		rb.reports++
+		var eventID, reason *string
+		if d.EventID != "" {
+			eventID = &d.EventID
+		}
+		if d.Reason != "" {
+			reason = &d.Reason
+		}
+		var score *int32
+		if d.Score != nil {
+			s := int32(*d.Score)
+			score = &s
+		}
+		return q.EventReportInsert(ctx, &rb.b, projdb.EventReportInsertParams{
+			ReportID: rb.reports, RoomID: d.RoomID, EventID: eventID, Reporter: d.Reporter, Reason: reason, Score: score, ReportedAt: e.RecordedAt,
+		})
+	}
+	return nil
+}
+
+func (rb *roomsBatch) lastOrdering(room string) (int64, error) {
+	if n, ok := rb.last[room]; ok {
+		return n, nil
+	}
+	n, err := rb.q.RoomEventsLastInRoom(rb.ctx, rb.tx, room)
+	if err != nil {
+		return 0, err
+	}
+	rb.last[room] = n
+	return n, nil
+}
+
+func (rb *roomsBatch) visibility(room string) (string, error) {
+	if v, ok := rb.hv[room]; ok {
+		return v, nil
+	}
+	v, err := rb.q.RoomHistoryVisibilityCurrent(rb.ctx, rb.tx, room)
+	if errors.Is(err, pgx.ErrNoRows) {
+		v, err = "shared", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	rb.hv[room] = v
+	return v, nil
+}
+
+func (rb *roomsBatch) currentState(k stateKey) (string, error) {
+	if id, ok := rb.state[k]; ok {
+		return id, nil
+	}
+	id, err := rb.q.RoomStateProjCurrent(rb.ctx, rb.tx, projdb.RoomStateProjCurrentParams{RoomID: k.room, Type: k.typ, StateKey: k.key})
+	if errors.Is(err, pgx.ErrNoRows) {
+		id, err = "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	rb.state[k] = id
+	return id, nil
+}
+
+func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted) error {
+	ctx, q := rb.ctx, rb.q
+	ev, err := pdus.Parse(d.RoomVersion, d.EventID, d.PDU)
+	if err != nil {
+		return err
+	}
+	rb.next++
+	ordering := rb.next
+	rb.last[d.RoomID] = ordering
+	rb.versions[d.RoomID] = d.RoomVersion
+	client, err := json.Marshal(ev.Client())
+	if err != nil {
+		return err
+	}
+	vis, err := rb.visibility(d.RoomID)
+	if err != nil {
+		return err
+	}
+	row := projdb.RoomEventProjInsertParams{
+		StreamOrdering: ordering, EventID: d.EventID, RoomID: d.RoomID, Type: ev.Type(), StateKey: ev.PDU.StateKey,
+		Sender: ev.Sender(), OriginServerTs: ev.PDU.OriginServerTS, Depth: ev.PDU.Depth, Event: client, Visibility: vis,
+	}
+	if d.TxnID != "" {
+		row.TxnID, row.TxnDevice = &d.TxnID, &d.DeviceID
+	}
+	if rel := gjson.GetBytes(ev.PDU.Content, `m\.relates_to`); rel.IsObject() {
+		relType, target := rel.Get("rel_type").Str, rel.Get("event_id").Str
+		if relType != "" && target != "" {
+			row.RelType, row.RelatesTo = &relType, &target
+		}
+	}
+	if ev.Type() == "m.room.member" && ev.IsState() {
+		m := ev.Membership()
+		row.Membership = &m
+	}
+	if key, ok := ev.StateKey(); ok {
+		k := stateKey{d.RoomID, ev.Type(), key}
+		prev, err := rb.currentState(k)
+		if err != nil {
+			return err
+		}
+		if prev != "" {
+			row.ReplacesState = &prev
+			if err := q.RoomStateProjClose(ctx, &rb.b, projdb.RoomStateProjCloseParams{ToOrdering: &ordering, RoomID: k.room, Type: k.typ, StateKey: k.key}); err != nil {
+				return err
+			}
+		}
+		if err := q.RoomStateProjInsert(ctx, &rb.b, projdb.RoomStateProjInsertParams{
+			RoomID: k.room, Type: k.typ, StateKey: k.key, EventID: d.EventID, FromOrdering: ordering, Membership: row.Membership,
+		}); err != nil {
+			return err
+		}
+		rb.state[k] = d.EventID
+		switch {
+		case ev.Type() == "m.room.create" && key == "":
+			var roomType *string
+			if t := gjson.GetBytes(ev.PDU.Content, "type"); t.Type == gjson.String {
+				roomType = &t.Str
+			}
+			if err := q.RoomProjInsert(ctx, &rb.b, projdb.RoomProjInsertParams{
+				RoomID: d.RoomID, RoomVersion: d.RoomVersion, Creator: ev.Sender(), RoomType: roomType,
+			}); err != nil {
+				return err
+			}
+		case ev.Type() == "m.room.history_visibility" && key == "":
+			v := gjson.GetBytes(ev.PDU.Content, "history_visibility").Str
+			switch v {
+			case "world_readable", "shared", "invited", "joined":
+			default:
+				v = "shared"
+			}
+			rb.hv[d.RoomID] = v
+		}
+	}
+	if err := q.RoomEventProjInsert(ctx, &rb.b, row); err != nil {
+		return err
+	}
+	rb.events[d.EventID] = batchEvent{typ: ev.Type(), version: d.RoomVersion, event: client}
+	if target := ev.Redacts(); target != "" {
+		return rb.redact(target, d.EventID)
+	}
+	return nil
+}
+
+// redact replaces the stored form of target with its redaction (spec: client-server
+// API, "Redactions"): every read model reads events from here, so the content is gone
+// everywhere at once. Its relation goes too (m.relates_to does not survive).
+func (rb *roomsBatch) redact(target, redaction string) error {
+	be, ok := rb.events[target]
+	if !ok {
+		row, err := rb.q.RoomEventProjGet(rb.ctx, rb.tx, target)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// TODO(#4): events that arrive after their redaction (federation).
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		be = batchEvent{typ: row.Type, version: row.RoomVersion, event: []byte(row.Event)}
+	}
+	var ce map[string]json.RawMessage
+	if err := json.Unmarshal(be.event, &ce); err != nil {
+		return err
+	}
+	ce["content"] = pdus.RedactContent(be.version, be.typ, ce["content"])
+	if be.typ == "m.room.redaction" && be.version != "11" {
+		delete(ce, "redacts")
+	}
+	redacted, err := json.Marshal(ce)
+	if err != nil {
+		return err
+	}
+	rb.events[target] = batchEvent{typ: be.typ, version: be.version, event: redacted}
+	return rb.q.RoomEventProjRedact(rb.ctx, &rb.b, projdb.RoomEventProjRedactParams{Event: redacted, RedactedBecause: &redaction, EventID: target})
+}

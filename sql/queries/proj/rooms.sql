@@ -1,0 +1,65 @@
+-- name: RoomEventsMaxOrdering :one
+SELECT coalesce(max(stream_ordering), 0)::bigint FROM room_events;
+
+-- name: RoomEventsLastInRoom :one
+SELECT coalesce(max(stream_ordering), 0)::bigint FROM room_events WHERE room_id = @room_id;
+
+-- name: RoomProjInsert :exec
+INSERT INTO rooms (room_id, room_version, creator, room_type) VALUES (@room_id, @room_version, @creator, @room_type)
+ON CONFLICT DO NOTHING;
+
+-- name: RoomProjVersion :one
+SELECT room_version FROM rooms WHERE room_id = @room_id;
+
+-- name: RoomProjSetPublished :exec
+UPDATE rooms SET published = @published WHERE room_id = @room_id;
+
+-- name: RoomEventProjInsert :exec
+INSERT INTO room_events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, depth, event,
+    replaces_state, visibility, membership, txn_id, txn_device, rel_type, relates_to)
+VALUES (@stream_ordering, @event_id, @room_id, @type, @state_key, @sender, @origin_server_ts, @depth, @event,
+    @replaces_state, @visibility, @membership, @txn_id, @txn_device, @rel_type, @relates_to);
+
+-- name: RoomEventProjGet :one
+SELECT e.event_id, e.type, e.event::text AS event, r.room_version
+FROM room_events e JOIN rooms r ON r.room_id = e.room_id
+WHERE e.event_id = @event_id;
+
+-- name: RoomEventProjRedact :exec
+UPDATE room_events SET event = @event, redacted_because = @redacted_because, rel_type = NULL, relates_to = NULL
+WHERE event_id = @event_id;
+
+-- name: RoomStateProjCurrent :one
+SELECT event_id FROM room_state
+WHERE room_id = @room_id AND type = @type AND state_key = @state_key AND to_ordering IS NULL;
+
+-- name: RoomStateProjClose :exec
+UPDATE room_state SET to_ordering = @to_ordering
+WHERE room_id = @room_id AND type = @type AND state_key = @state_key AND to_ordering IS NULL;
+
+-- name: RoomStateProjInsert :exec
+INSERT INTO room_state (room_id, type, state_key, event_id, from_ordering, membership)
+VALUES (@room_id, @type, @state_key, @event_id, @from_ordering, @membership);
+
+-- name: RoomHistoryVisibilityCurrent :one
+SELECT coalesce(e.event->'content'->>'history_visibility', 'shared')::text
+FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+WHERE s.room_id = @room_id AND s.type = 'm.room.history_visibility' AND s.state_key = '' AND s.to_ordering IS NULL;
+
+-- name: RoomAliasProjInsert :exec
+INSERT INTO room_aliases (alias, room_id, creator) VALUES (@alias, @room_id, @creator)
+ON CONFLICT (alias) DO UPDATE SET room_id = excluded.room_id, creator = excluded.creator;
+
+-- name: RoomAliasProjDelete :exec
+DELETE FROM room_aliases WHERE alias = @alias;
+
+-- name: RoomForgottenUpsert :exec
+INSERT INTO rooms_forgotten (user_id, room_id, up_to) VALUES (@user_id, @room_id, @up_to)
+ON CONFLICT (user_id, room_id) DO UPDATE SET up_to = excluded.up_to;
+
+-- name: EventReportsMaxID :one
+SELECT coalesce(max(report_id), 0)::bigint FROM event_reports;
+
+-- name: EventReportInsert :exec
+INSERT INTO event_reports (report_id, room_id, event_id, reporter, reason, score, reported_at)
+VALUES (@report_id, @room_id, @event_id, @reporter, @reason, @score, @reported_at);

@@ -1,0 +1,71 @@
+-- name: RoomLock :one
+SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id FOR UPDATE;
+
+-- name: RoomGet :one
+SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id;
+
+-- name: RoomInsert :exec
+INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES (@room_id, @room_version, @max_depth);
+
+-- name: RoomSetDepth :exec
+UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth) WHERE room_id = @room_id;
+
+-- name: RoomEventInsert :exec
+INSERT INTO writemodel.room_events (event_id, room_id, sender, type, state_key, depth, pdu)
+VALUES (@event_id, @room_id, @sender, @type, @state_key, @depth, @pdu);
+
+-- name: RoomEventGet :one
+SELECT event_id, room_id, sender, type, state_key, depth, pdu FROM writemodel.room_events WHERE event_id = @event_id;
+
+-- name: RoomStateSet :exec
+INSERT INTO writemodel.room_state (room_id, type, state_key, event_id, membership)
+VALUES (@room_id, @type, @state_key, @event_id, @membership)
+ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership;
+
+-- name: RoomStateEvents :many
+-- The current state events of the given (type, state key) pairs.
+SELECT s.type, s.state_key, e.event_id, e.pdu::text AS pdu
+FROM writemodel.room_state s
+JOIN writemodel.room_events e ON e.event_id = s.event_id
+WHERE s.room_id = @room_id
+  AND (s.type, s.state_key) IN (SELECT unnest(@types::text[]), unnest(@state_keys::text[]));
+
+-- name: RoomStateAll :many
+SELECT s.type, s.state_key, e.event_id, e.pdu::text AS pdu
+FROM writemodel.room_state s
+JOIN writemodel.room_events e ON e.event_id = s.event_id
+WHERE s.room_id = @room_id;
+
+-- name: RoomMembersByMembership :many
+SELECT state_key FROM writemodel.room_state
+WHERE room_id = @room_id AND type = 'm.room.member' AND membership = @membership
+ORDER BY state_key;
+
+-- name: RoomExtremities :many
+SELECT event_id, depth, pdu::text AS pdu FROM writemodel.room_extremities WHERE room_id = @room_id ORDER BY depth DESC, event_id;
+
+-- name: RoomExtremityDelete :exec
+DELETE FROM writemodel.room_extremities WHERE room_id = @room_id AND event_id = ANY(@event_ids::text[]);
+
+-- name: RoomExtremityInsert :exec
+INSERT INTO writemodel.room_extremities (room_id, event_id, depth, pdu) VALUES (@room_id, @event_id, @depth, @pdu);
+
+-- name: RoomTxnGet :one
+SELECT event_id FROM writemodel.room_txns
+WHERE user_id = @user_id AND device_id = @device_id AND scope = @scope AND txn_id = @txn_id;
+
+-- name: RoomTxnInsert :exec
+INSERT INTO writemodel.room_txns (user_id, device_id, scope, txn_id, event_id)
+VALUES (@user_id, @device_id, @scope, @txn_id, @event_id) ON CONFLICT DO NOTHING;
+
+-- name: RoomAliasGet :one
+SELECT alias, room_id, creator FROM writemodel.room_aliases WHERE alias = @alias;
+
+-- name: RoomAliasInsert :exec
+INSERT INTO writemodel.room_aliases (alias, room_id, creator) VALUES (@alias, @room_id, @creator);
+
+-- name: RoomAliasDelete :exec
+DELETE FROM writemodel.room_aliases WHERE alias = @alias;
+
+-- name: RoomAliasesByRoom :many
+SELECT alias FROM writemodel.room_aliases WHERE room_id = @room_id ORDER BY alias;
