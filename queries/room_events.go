@@ -122,10 +122,14 @@ func (q *Queries) render(ctx context.Context, db readdb.DBTX, v Viewer, rows []*
 			related[r.EventID] = &e
 		}
 	}
+	aggs, err := q.aggregations(ctx, db, v, rows)
+	if err != nil {
+		return nil, err
+	}
 	now := q.now().UnixMilli()
 	out := make([]json.RawMessage, 0, len(rows))
 	for _, r := range rows {
-		b, err := q.renderOne(r, v, now, related)
+		b, err := q.renderOne(r, v, now, related, aggs[r.EventID])
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +138,7 @@ func (q *Queries) render(ctx context.Context, db readdb.DBTX, v Viewer, rows []*
 	return out, nil
 }
 
-func (q *Queries) renderOne(r *eventRow, v Viewer, now int64, related map[string]*eventRow) (json.RawMessage, error) {
+func (q *Queries) renderOne(r *eventRow, v Viewer, now int64, related map[string]*eventRow, relations json.RawMessage) (json.RawMessage, error) {
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(r.Event), &ev); err != nil {
 		return nil, fmt.Errorf("event %s: %w", r.EventID, err)
@@ -157,12 +161,15 @@ func (q *Queries) renderOne(r *eventRow, v Viewer, now int64, related map[string
 	}
 	if r.RedactedBecause != nil {
 		if p := related[*r.RedactedBecause]; p != nil {
-			b, err := q.renderOne(p, v, now, nil)
+			b, err := q.renderOne(p, v, now, nil, nil)
 			if err != nil {
 				return nil, err
 			}
 			unsigned["redacted_because"] = b
 		}
+	}
+	if relations != nil {
+		unsigned["m.relations"] = relations
 	}
 	u, err := json.Marshal(unsigned)
 	if err != nil {
