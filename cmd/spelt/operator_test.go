@@ -82,6 +82,7 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 			t.Fatalf("%s: %d %v", op.path, status, body)
 		}
 	}
+	roomActivity(t, ctx, s.client("@user2:spelt.test", tokens[2]), s.client("@user3:spelt.test", tokens[3]))
 	s.waitProjected(ctx)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -183,5 +184,57 @@ func TestRoomBasics(t *testing.T) {
 		t.Fatal("stranger joined an invite-only room")
 	} else {
 		wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
+	}
+}
+
+// roomActivity puts every kind of room event in the log: rooms of an old and the
+// default version, messages, state changes, a redaction, every membership change.
+func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
+	t.Helper()
+	for _, version := range []id.RoomVersion{"1", "10"} {
+		created, err := a.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "busy " + string(version), RoomVersion: version,
+			Preset: "public_chat", Visibility: "public", RoomAliasName: "busy" + string(version)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := created.RoomID
+		if _, err := b.JoinRoomByID(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		var last id.EventID
+		for i := range 5 {
+			resp, err := b.SendText(ctx, room, fmt.Sprintf("message %d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = resp.EventID
+		}
+		if _, err := a.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": "changed"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]any{"history_visibility": "joined"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.RedactEvent(ctx, room, last, mautrix.ReqRedact{Reason: "spam"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: b.UserID, Reason: "out"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: b.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: b.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ForgetRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: b.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.LeaveRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
