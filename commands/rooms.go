@@ -59,8 +59,10 @@ type txnRef struct {
 }
 
 // room builds the events of one room inside a command's transaction. It holds the
-// room's write-model row locked, so the room's events are built one at a time and each
-// new event's prev_events are the room's single forward extremity.
+// room's lock, so the room's events are built one at a time, each new event's
+// prev_events are the room's single forward extremity, and the log orders the room's
+// events as they were built (the transaction gets its ID at its first write, after the
+// lock).
 type room struct {
 	c           *Commands
 	tx          pgx.Tx
@@ -74,7 +76,10 @@ type room struct {
 
 // openRoom locks roomID's write model for the rest of tx.
 func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string) (*room, error) {
-	row, err := c.q.RoomLock(ctx, tx, roomID)
+	if err := c.q.RoomLock(ctx, tx, roomID); err != nil {
+		return nil, fmt.Errorf("lock room %s: %w", roomID, err)
+	}
+	row, err := c.q.RoomGet(ctx, tx, roomID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrRoomNotFound
 	}

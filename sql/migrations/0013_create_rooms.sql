@@ -4,7 +4,7 @@
 CREATE TABLE writemodel.rooms (
     room_id text PRIMARY KEY,
     room_version text NOT NULL,
-    -- Commands lock this row: a room's events are built one at a time, so local sends
+    -- Commands hold an advisory lock per room: its events are built one at a time, so local sends
     -- never fork the room.
     max_depth bigint NOT NULL
 );

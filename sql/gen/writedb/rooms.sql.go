@@ -206,15 +206,16 @@ func (q *Queries) RoomInsert(ctx context.Context, db DBTX, arg RoomInsertParams)
 	return err
 }
 
-const roomLock = `-- name: RoomLock :one
-SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = $1 FOR UPDATE
+const roomLock = `-- name: RoomLock :exec
+SELECT pg_advisory_xact_lock(hashtextextended('room:' || $1::text, 0))
 `
 
-func (q *Queries) RoomLock(ctx context.Context, db DBTX, roomID string) (WritemodelRoom, error) {
-	row := db.QueryRow(ctx, roomLock, roomID)
-	var i WritemodelRoom
-	err := row.Scan(&i.RoomID, &i.RoomVersion, &i.MaxDepth)
-	return i, err
+// Serialises the commands of one room. An advisory lock, not SELECT ... FOR UPDATE: a
+// row lock gives the transaction its ID before it waits, and the log orders events by
+// transaction ID, so a waiter could land in the log before the event it builds on.
+func (q *Queries) RoomLock(ctx context.Context, db DBTX, roomID string) error {
+	_, err := db.Exec(ctx, roomLock, roomID)
+	return err
 }
 
 const roomMembersByMembership = `-- name: RoomMembersByMembership :many

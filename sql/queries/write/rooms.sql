@@ -1,5 +1,8 @@
--- name: RoomLock :one
-SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id FOR UPDATE;
+-- name: RoomLock :exec
+-- Serialises the commands of one room. An advisory lock, not SELECT ... FOR UPDATE: a
+-- row lock gives the transaction its ID before it waits, and the log orders events by
+-- transaction ID, so a waiter could land in the log before the event it builds on.
+SELECT pg_advisory_xact_lock(hashtextextended('room:' || @room_id::text, 0));
 
 -- name: RoomGet :one
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id;
