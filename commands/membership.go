@@ -47,7 +47,8 @@ const (
 func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership) (Sent, error) {
 	var out Sent
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		r, err := c.openRoom(ctx, tx, m.RoomID)
+		preload := authKeys(pdus.Proto{Sender: m.Sender, Type: "m.room.member", StateKey: &m.Target, Content: json.RawMessage(`{"membership":"join"}`)})
+		r, _, err := c.openRoom(ctx, tx, m.RoomID, opening{preload: preload})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/sql/gen/writedb"
 )
 
@@ -74,34 +75,82 @@ type room struct {
 	built       []*pdus.Event
 }
 
-// openRoom locks roomID's write model for the rest of tx.
-func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string) (*room, error) {
-	if err := c.q.RoomLock(ctx, tx, roomID); err != nil {
-		return nil, fmt.Errorf("lock room %s: %w", roomID, err)
+// opening is what a command asks of openRoom besides the room: state it will need
+// (loaded in the same round trip) and its client transaction, if any.
+type opening struct {
+	preload []pdus.StateKey
+	user    string
+	txn     *txnRef
+}
+
+// openRoom takes roomID's lock for the rest of tx and reads what building the next
+// event needs, all in one round trip. txnEvent is the event an earlier attempt of the
+// same client transaction created ("" when none).
+func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o opening) (r *room, txnEvent string, err error) {
+	p := &pgbatch.Pipeline{Tx: tx}
+	if err := c.q.RoomLock(ctx, p, roomID); err != nil {
+		return nil, "", fmt.Errorf("lock room %s: %w", roomID, err)
 	}
-	row, err := c.q.RoomGet(ctx, tx, roomID)
+	params := writedb.RoomOpenParams{RoomID: roomID, Types: []string{}, StateKeys: []string{}, UserID: o.user}
+	for _, k := range o.preload {
+		params.Types = append(params.Types, k.Type)
+		params.StateKeys = append(params.StateKeys, k.StateKey)
+	}
+	if o.txn != nil {
+		params.DeviceID, params.Scope, params.TxnID = o.txn.DeviceID, o.txn.Scope, o.txn.TxnID
+	}
+	row, err := c.q.RoomOpen(ctx, p, params)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrRoomNotFound
+		return nil, "", ErrRoomNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open room %s: %w", roomID, err)
+		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
-	r := &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, state: map[pdus.StateKey]*pdus.Event{}}
-	ext, err := c.q.RoomExtremities(ctx, tx, roomID)
-	if err != nil {
-		return nil, fmt.Errorf("open room %s: %w", roomID, err)
+	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, state: map[pdus.StateKey]*pdus.Event{}}
+	var ext []struct {
+		EventID string          `json:"event_id"`
+		PDU     json.RawMessage `json:"pdu"`
+	}
+	if err := json.Unmarshal([]byte(row.Extremities), &ext); err != nil {
+		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
 	if len(ext) > maxPrevEvents {
 		ext = ext[:maxPrevEvents]
 	}
 	for _, x := range ext {
-		ev, err := pdus.Parse(r.version, x.EventID, []byte(x.Pdu))
+		ev, err := pdus.Parse(r.version, x.EventID, x.PDU)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		r.extremities = append(r.extremities, ev)
 	}
-	return r, nil
+	for _, k := range o.preload {
+		r.state[k] = nil
+	}
+	var state []struct {
+		Type     string          `json:"type"`
+		StateKey string          `json:"state_key"`
+		EventID  string          `json:"event_id"`
+		PDU      json.RawMessage `json:"pdu"`
+	}
+	if err := json.Unmarshal([]byte(row.State), &state); err != nil {
+		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
+	}
+	for _, st := range state {
+		ev, err := pdus.Parse(r.version, st.EventID, st.PDU)
+		if err != nil {
+			return nil, "", err
+		}
+		r.state[pdus.StateKey{Type: st.Type, StateKey: st.StateKey}] = ev
+	}
+	return r, row.TxnEvent, nil
+}
+
+// authKeys is the state an event from p needs for its auth events, plus the power
+// levels: what a command preloads when it opens the room.
+func authKeys(p pdus.Proto) []pdus.StateKey {
+	keys := pdus.AuthSelection(pdus.DefaultVersion, p)
+	return append(keys, pdus.StateKey{Type: "m.room.create"}, pdus.StateKey{Type: "m.room.power_levels"})
 }
 
 // newRoom starts a room that does not exist yet (createRoom).

@@ -10,7 +10,6 @@ import (
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
-	"spelt.dev/spelt/sql/gen/writedb"
 )
 
 // SendEvent is a client's message or state event.
@@ -47,14 +46,14 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 		txn = &txnRef{DeviceID: req.DeviceID, Scope: "send:" + req.RoomID, TxnID: req.TxnID}
 	}
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		if txn != nil {
-			if id, err := c.txnEvent(ctx, tx, req.Sender, txn); err != nil || id != "" {
-				out.EventID = id
-				return nil, err
-			}
+		proto := pdus.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content}
+		preload := authKeys(proto)
+		if req.StateKey != nil {
+			preload = append(preload, pdus.StateKey{Type: req.Type, StateKey: *req.StateKey})
 		}
-		r, err := c.openRoom(ctx, tx, req.RoomID)
-		if err != nil {
+		r, earlier, err := c.openRoom(ctx, tx, req.RoomID, opening{preload: preload, user: req.Sender, txn: txn})
+		if err != nil || earlier != "" {
+			out.EventID = earlier
 			return nil, err
 		}
 		if req.StateKey != nil {
@@ -72,7 +71,7 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 				return nil, nil
 			}
 		}
-		ev, err := r.add(ctx, pdus.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content}, txn)
+		ev, err := r.add(ctx, proto, txn)
 		if err != nil {
 			return nil, err
 		}
@@ -83,30 +82,15 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 	return out, err
 }
 
-// txnEvent returns the event an earlier request of the same transaction created, or "".
-func (c *Commands) txnEvent(ctx context.Context, tx pgx.Tx, user string, txn *txnRef) (string, error) {
-	id, err := c.q.RoomTxnGet(ctx, tx, writedb.RoomTxnGetParams{UserID: user, DeviceID: txn.DeviceID, Scope: txn.Scope, TxnID: txn.TxnID})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("transaction: %w", err)
-	}
-	return id, nil
-}
-
 // Redact redacts an event of a room (spec: client-server API, "Redactions"). The
 // sender may redact their own events, and others' with the redact power level.
 func (c *Commands) Redact(ctx context.Context, meta Meta, roomID, sender, deviceID, eventID, txnID, reason string) (Sent, error) {
 	var out Sent
 	txn := &txnRef{DeviceID: deviceID, Scope: "redact:" + roomID, TxnID: txnID}
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		if id, err := c.txnEvent(ctx, tx, sender, txn); err != nil || id != "" {
-			out.EventID = id
-			return nil, err
-		}
-		r, err := c.openRoom(ctx, tx, roomID)
-		if err != nil {
+		r, earlier, err := c.openRoom(ctx, tx, roomID, opening{preload: authKeys(pdus.Proto{Sender: sender, Type: "m.room.redaction"}), user: sender, txn: txn})
+		if err != nil || earlier != "" {
+			out.EventID = earlier
 			return nil, err
 		}
 		target, err := c.q.RoomEventGet(ctx, tx, eventID)

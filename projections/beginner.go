@@ -36,6 +36,7 @@ func (b *beginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx
 			return nil, fmt.Errorf("isolation level %v not supported", opts.Isolation)
 		}
 	}
+	o.BeginQuery = asyncBegin(o.IsoLevel)
 	tx, err := b.pool.BeginTx(ctx, o)
 	if err != nil {
 		return nil, err
@@ -54,6 +55,21 @@ func (b *beginner) QueryContext(ctx context.Context, q string, args ...any) (wsq
 		return nil, err
 	}
 	return wsql.PgxRows{Rows: rows}, nil
+}
+
+// asyncBegin starts a projector's transaction with synchronous_commit off. A projector's
+// commit then does not wait for its WAL to reach the disk: read models are derived from
+// the log, which commands append with synchronous commits, and a crash loses at most
+// the last moments of projection, checkpoint and rows together (asynchronous commits
+// stay atomic and in order), which the projector applies again from its checkpoint.
+// Requests waiting to read their writes thus wait for one disk flush (the append's),
+// not two.
+func asyncBegin(iso pgx.TxIsoLevel) string {
+	q := "BEGIN"
+	if iso != "" {
+		q += " ISOLATION LEVEL " + string(iso)
+	}
+	return q + "; SET LOCAL synchronous_commit = off"
 }
 
 type hookTx struct {

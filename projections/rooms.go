@@ -58,6 +58,7 @@ type roomsBatch struct {
 	versions map[string]string     // room → room version
 	last     map[string]int64      // room → last stream ordering
 	reports  int64
+	parsed   map[int]parsedEvent // the batch's room events, by index
 }
 
 type stateKey struct{ room, typ, key string }
@@ -67,32 +68,104 @@ type batchEvent struct {
 	event        []byte
 }
 
-// Apply implements Projector.
+// Apply implements Projector. It reads what the batch's events need (the last
+// ordering, the rooms' history visibility, the state their state events replace) in one
+// round trip, then queues every row in one pipelined batch.
 func (Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	q := projdb.New()
-	next, err := q.RoomEventsMaxOrdering(ctx, tx)
+	rb := &roomsBatch{ctx: ctx, tx: tx, q: q, hv: map[string]string{}, state: map[stateKey]string{},
+		events: map[string]batchEvent{}, versions: map[string]string{}, last: map[string]int64{}, reports: -1,
+		parsed: map[int]parsedEvent{}}
+	var pre projdb.RoomsBatchPreludeParams
+	pre.Rooms, pre.StateRooms, pre.StateTypes, pre.StateKeys = []string{}, []string{}, []string{}, []string{}
+	seenRoom := map[string]bool{}
+	for i, e := range events {
+		if e.Type != eventlog.TypeRoomEventAccepted {
+			continue
+		}
+		var d eventlog.RoomEventAccepted
+		if err := e.Decode(&d); err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+		ev, err := pdus.Parse(d.RoomVersion, d.EventID, d.PDU)
+		if err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+		rb.parsed[i] = parsedEvent{d: d, ev: ev}
+		if !seenRoom[d.RoomID] {
+			seenRoom[d.RoomID] = true
+			pre.Rooms = append(pre.Rooms, d.RoomID)
+		}
+		if key, ok := ev.StateKey(); ok {
+			pre.StateRooms = append(pre.StateRooms, d.RoomID)
+			pre.StateTypes = append(pre.StateTypes, ev.Type())
+			pre.StateKeys = append(pre.StateKeys, key)
+		}
+	}
+	row, err := q.RoomsBatchPrelude(ctx, tx, pre)
 	if err != nil {
 		return fmt.Errorf("rooms: %w", err)
 	}
-	rb := &roomsBatch{ctx: ctx, tx: tx, q: q, next: next, hv: map[string]string{}, state: map[stateKey]string{},
-		events: map[string]batchEvent{}, versions: map[string]string{}, last: map[string]int64{}, reports: -1}
-	for _, e := range events {
-		if err := rb.apply(e); err != nil {
+	rb.next = row.MaxOrdering
+	for _, r := range pre.Rooms {
+		rb.hv[r] = "shared"
+	}
+	for i := range pre.StateRooms {
+		rb.state[stateKey{pre.StateRooms[i], pre.StateTypes[i], pre.StateKeys[i]}] = ""
+	}
+	var vis []struct {
+		RoomID string `json:"room_id"`
+		HV     string `json:"hv"`
+	}
+	if err := json.Unmarshal([]byte(row.Visibilities), &vis); err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	for _, v := range vis {
+		rb.hv[v.RoomID] = knownVisibility(v.HV)
+	}
+	var cur []struct {
+		RoomID   string `json:"room_id"`
+		Type     string `json:"type"`
+		StateKey string `json:"state_key"`
+		EventID  string `json:"event_id"`
+	}
+	if err := json.Unmarshal([]byte(row.CurrentState), &cur); err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	for _, c := range cur {
+		rb.state[stateKey{c.RoomID, c.Type, c.StateKey}] = c.EventID
+	}
+	for i, e := range events {
+		if p, ok := rb.parsed[i]; ok {
+			err = rb.roomEvent(p.d, p.ev)
+		} else {
+			err = rb.apply(e)
+		}
+		if err != nil {
 			return fmt.Errorf("rooms: %w", err)
 		}
 	}
 	return rb.b.Send(ctx, tx)
 }
 
+type parsedEvent struct {
+	d  eventlog.RoomEventAccepted
+	ev *pdus.Event
+}
+
+// knownVisibility is v when it is a history visibility the spec defines, else "shared"
+// (spec: a server treats an unknown value as shared).
+func knownVisibility(v string) string {
+	switch v {
+	case "world_readable", "shared", "invited", "joined":
+		return v
+	}
+	return "shared"
+}
+
 func (rb *roomsBatch) apply(e eventlog.Event) error {
 	ctx, q := rb.ctx, rb.q
 	switch e.Type {
-	case eventlog.TypeRoomEventAccepted:
-		var d eventlog.RoomEventAccepted
-		if err := e.Decode(&d); err != nil {
-			return err
-		}
-		return rb.roomEvent(d)
 	case eventlog.TypeRoomPublished:
 		var d eventlog.RoomPublished
 		if err := e.Decode(&d); err != nil {
@@ -195,12 +268,8 @@ func (rb *roomsBatch) currentState(k stateKey) (string, error) {
 	return id, nil
 }
 
-func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted) error {
+func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) error {
 	ctx, q := rb.ctx, rb.q
-	ev, err := pdus.Parse(d.RoomVersion, d.EventID, d.PDU)
-	if err != nil {
-		return err
-	}
 	rb.next++
 	ordering := rb.next
 	rb.last[d.RoomID] = ordering
@@ -260,13 +329,7 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted) error {
 				return err
 			}
 		case ev.Type() == "m.room.history_visibility" && key == "":
-			v := gjson.GetBytes(ev.PDU.Content, "history_visibility").Str
-			switch v {
-			case "world_readable", "shared", "invited", "joined":
-			default:
-				v = "shared"
-			}
-			rb.hv[d.RoomID] = v
+			rb.hv[d.RoomID] = knownVisibility(gjson.GetBytes(ev.PDU.Content, "history_visibility").Str)
 		}
 	}
 	if err := q.RoomEventProjInsert(ctx, &rb.b, row); err != nil {

@@ -225,11 +225,10 @@ func reset(ctx context.Context, tx pgx.Tx, p Projector) error {
 // zero Position, until a read finds nothing (live delivery goes on from there). It
 // returns how many events it read. A reader goroutine reads the next batch on its own
 // connection while the current one is applied, so that decoding and applying overlap.
-// async commits each batch without waiting for the WAL flush: safe for rebuilds,
-// because a batch lost in a crash is lost with its checkpoint and applied again.
-// progress, if not nil, gets each batch's size.
+// rebuild reads bigger batches (a rebuild has no live readers waiting). Every batch
+// commits without waiting for the WAL flush (asyncBegin). progress, if not nil, gets each batch's size.
 func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, until eventlog.Bound,
-	target eventlog.Position, async bool, progress func(int)) (int64, error) {
+	target eventlog.Position, rebuild bool, progress func(int)) (int64, error) {
 	cp, err := r.q.CheckpointGet(ctx, db, p.Name())
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
@@ -243,7 +242,7 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 	batches := make(chan []eventlog.Event, 1)
 	readErr := make(chan error, 1)
 	limit := r.BatchSize
-	if async {
+	if rebuild {
 		limit = r.RebuildBatchSize
 	}
 	go func() {
@@ -278,7 +277,7 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 	}()
 	var total int64
 	for events := range batches {
-		if err := r.applyBatch(ctx, db, p, events, async); err != nil {
+		if err := r.applyBatch(ctx, db, p, events); err != nil {
 			return total, err
 		}
 		last := events[len(events)-1].Position
@@ -299,17 +298,12 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 
 // applyBatch applies events (read after the projector's checkpoint) and moves the
 // checkpoint past them, in one transaction.
-func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, events []eventlog.Event, async bool) error {
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, events []eventlog.Event) error {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{BeginQuery: asyncBegin("")})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if async {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return err
-		}
-	}
 	handled := events[:0:0]
 	for _, e := range events {
 		if p.Handles(e.Type) {

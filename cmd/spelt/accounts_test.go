@@ -151,7 +151,7 @@ func TestRegisterLoginWhoamiLogout(t *testing.T) {
 
 func mautrixDevice(s string) id.DeviceID { return id.DeviceID(s) }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

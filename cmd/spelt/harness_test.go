@@ -46,13 +46,13 @@ const testServerName = "spelt.test"
 // testEnv is one test's Spelt installation: a database, a data directory and a
 // configuration file that the CLI sub-commands can be pointed at.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	dbURL   string
 	cfg     config.Config
 	cfgPath string
 }
 
-func newTestEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
+func newTestEnv(t testing.TB, mutate func(*config.Config)) *testEnv {
 	t.Helper()
 	te := &testEnv{t: t, dbURL: testkit.DB(t, migrate)}
 	cfg := config.Defaults()
@@ -84,7 +84,7 @@ func newTestEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
 
 // testServer is a running Spelt on a loopback port.
 type testServer struct {
-	t       *testing.T
+	t       testing.TB
 	app     *app
 	env     *env
 	baseURL string

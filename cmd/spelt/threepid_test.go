@@ -92,7 +92,7 @@ func withMailbox(t *testing.T) func(*config.Config) {
 }
 
 // mailboxOf returns the mailbox the server sends to.
-func mailboxOf(t *testing.T, s *testServer) *mailbox {
+func mailboxOf(t testing.TB, s *testServer) *mailbox {
 	t.Helper()
 	mb, ok := mailboxes.Load(s.env.cfg.Email.SMTPPort)
 	if !ok || s.env.cfg.Email.SMTPHost == "" {
@@ -154,7 +154,7 @@ func (s *mailSession) Reset()        { s.from, s.to = "", nil }
 func (s *mailSession) Logout() error { return nil }
 
 // next returns the next message, waiting for it up to 10 seconds.
-func (mb *mailbox) next(t *testing.T) receivedMail {
+func (mb *mailbox) next(t testing.TB) receivedMail {
 	t.Helper()
 	select {
 	case m := <-mb.mails:
@@ -167,7 +167,7 @@ func (mb *mailbox) next(t *testing.T) receivedMail {
 
 // empty checks no message arrived. Spelt sends before it answers, so a mail of a
 // request already answered is in the channel.
-func (mb *mailbox) empty(t *testing.T, what string) {
+func (mb *mailbox) empty(t testing.TB, what string) {
 	t.Helper()
 	select {
 	case m := <-mb.mails:
@@ -185,7 +185,7 @@ type validationLink struct {
 }
 
 // link finds the validation link in a mail to address.
-func (m receivedMail) link(t *testing.T, address string) validationLink {
+func (m receivedMail) link(t testing.TB, address string) validationLink {
 	t.Helper()
 	if len(m.to) != 1 || m.to[0] != address {
 		t.Fatalf("mail to %v, want %s", m.to, address)

@@ -56,3 +56,53 @@ func (d *DB) Send(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// Pipeline implements sqlc's DBTX so that statements without results (Exec) are
+// queued and sent together with the next query that returns a row, in one round trip:
+// for example a lock and then the reads it protects. PostgreSQL runs them in order, each
+// with its own snapshot.
+type Pipeline struct {
+	Tx pgx.Tx
+	b  pgx.Batch
+}
+
+// Exec queues sql.
+func (p *Pipeline) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.b.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+// Query fails with ErrNotBatchable.
+func (p *Pipeline) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, ErrNotBatchable
+}
+
+// QueryRow sends the queued statements and sql in one batch and returns sql's row.
+func (p *Pipeline) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	b := p.b // the results refer to the batch's queries until closed
+	p.b = pgx.Batch{}
+	n := b.Len()
+	b.Queue(sql, args...)
+	br := p.Tx.SendBatch(ctx, &b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return errRowOf{err}
+		}
+	}
+	return &batchRow{br: br}
+}
+
+type errRowOf struct{ err error }
+
+func (r errRowOf) Scan(...any) error { return r.err }
+
+type batchRow struct{ br pgx.BatchResults }
+
+func (r *batchRow) Scan(dest ...any) error {
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

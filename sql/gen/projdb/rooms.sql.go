@@ -326,3 +326,44 @@ func (q *Queries) RoomStateProjInsert(ctx context.Context, db DBTX, arg RoomStat
 	)
 	return err
 }
+
+const roomsBatchPrelude = `-- name: RoomsBatchPrelude :one
+SELECT
+    (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS max_ordering,
+    coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'hv', e.event->'content'->>'history_visibility'))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY($1::text[]) AND s.type = 'm.room.history_visibility' AND s.state_key = ''
+          AND s.to_ordering IS NULL), '[]')::text AS visibilities,
+    coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'type', s.type, 'state_key', s.state_key, 'event_id', s.event_id))
+        FROM room_state s
+        WHERE s.to_ordering IS NULL
+          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest($2::text[]), unnest($3::text[]), unnest($4::text[]))), '[]')::text AS current_state
+`
+
+type RoomsBatchPreludeParams struct {
+	Rooms      []string
+	StateRooms []string
+	StateTypes []string
+	StateKeys  []string
+}
+
+type RoomsBatchPreludeRow struct {
+	MaxOrdering  int64
+	Visibilities string
+	CurrentState string
+}
+
+// What the rooms projector reads before a batch, in one round trip: the last stream
+// ordering, the current history visibility of the batch's rooms, and the current event
+// of the state keys its state events replace.
+func (q *Queries) RoomsBatchPrelude(ctx context.Context, db DBTX, arg RoomsBatchPreludeParams) (RoomsBatchPreludeRow, error) {
+	row := db.QueryRow(ctx, roomsBatchPrelude,
+		arg.Rooms,
+		arg.StateRooms,
+		arg.StateTypes,
+		arg.StateKeys,
+	)
+	var i RoomsBatchPreludeRow
+	err := row.Scan(&i.MaxOrdering, &i.Visibilities, &i.CurrentState)
+	return i, err
+}

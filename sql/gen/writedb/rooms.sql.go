@@ -249,6 +249,61 @@ func (q *Queries) RoomMembersByMembership(ctx context.Context, db DBTX, arg Room
 	return items, nil
 }
 
+const roomOpen = `-- name: RoomOpen :one
+SELECT r.room_version, r.max_depth,
+    coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
+        FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
+    coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
+        FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = r.room_id
+          AND (s.type, s.state_key) IN (SELECT unnest($1::text[]), unnest($2::text[]))), '[]')::text AS state,
+    coalesce((SELECT t.event_id FROM writemodel.room_txns t
+        WHERE t.user_id = $3 AND t.device_id = $4 AND t.scope = $5 AND t.txn_id = $6), '')::text AS txn_event
+FROM writemodel.rooms r WHERE r.room_id = $7
+`
+
+type RoomOpenParams struct {
+	Types     []string
+	StateKeys []string
+	UserID    string
+	DeviceID  string
+	Scope     string
+	TxnID     string
+	RoomID    string
+}
+
+type RoomOpenRow struct {
+	RoomVersion string
+	MaxDepth    int64
+	Extremities string
+	State       string
+	TxnEvent    string
+}
+
+// Everything a command needs to build a room's next event, in one round trip: the room,
+// its forward extremities, the current state events of the given keys, and the event
+// of an earlier attempt of the client transaction, if any.
+func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (RoomOpenRow, error) {
+	row := db.QueryRow(ctx, roomOpen,
+		arg.Types,
+		arg.StateKeys,
+		arg.UserID,
+		arg.DeviceID,
+		arg.Scope,
+		arg.TxnID,
+		arg.RoomID,
+	)
+	var i RoomOpenRow
+	err := row.Scan(
+		&i.RoomVersion,
+		&i.MaxDepth,
+		&i.Extremities,
+		&i.State,
+		&i.TxnEvent,
+	)
+	return i, err
+}
+
 const roomSetDepth = `-- name: RoomSetDepth :exec
 UPDATE writemodel.rooms SET max_depth = greatest(max_depth, $1) WHERE room_id = $2
 `

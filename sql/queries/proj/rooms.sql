@@ -63,3 +63,18 @@ SELECT coalesce(max(report_id), 0)::bigint FROM event_reports;
 -- name: EventReportInsert :exec
 INSERT INTO event_reports (report_id, room_id, event_id, reporter, reason, score, reported_at)
 VALUES (@report_id, @room_id, @event_id, @reporter, @reason, @score, @reported_at);
+
+-- name: RoomsBatchPrelude :one
+-- What the rooms projector reads before a batch, in one round trip: the last stream
+-- ordering, the current history visibility of the batch's rooms, and the current event
+-- of the state keys its state events replace.
+SELECT
+    (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS max_ordering,
+    coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'hv', e.event->'content'->>'history_visibility'))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY(@rooms::text[]) AND s.type = 'm.room.history_visibility' AND s.state_key = ''
+          AND s.to_ordering IS NULL), '[]')::text AS visibilities,
+    coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'type', s.type, 'state_key', s.state_key, 'event_id', s.event_id))
+        FROM room_state s
+        WHERE s.to_ordering IS NULL
+          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest(@state_rooms::text[]), unnest(@state_types::text[]), unnest(@state_keys::text[]))), '[]')::text AS current_state;

@@ -72,3 +72,18 @@ DELETE FROM writemodel.room_aliases WHERE alias = @alias;
 
 -- name: RoomAliasesByRoom :many
 SELECT alias FROM writemodel.room_aliases WHERE room_id = @room_id ORDER BY alias;
+
+-- name: RoomOpen :one
+-- Everything a command needs to build a room's next event, in one round trip: the room,
+-- its forward extremities, the current state events of the given keys, and the event
+-- of an earlier attempt of the client transaction, if any.
+SELECT r.room_version, r.max_depth,
+    coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
+        FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
+    coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
+        FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = r.room_id
+          AND (s.type, s.state_key) IN (SELECT unnest(@types::text[]), unnest(@state_keys::text[]))), '[]')::text AS state,
+    coalesce((SELECT t.event_id FROM writemodel.room_txns t
+        WHERE t.user_id = @user_id AND t.device_id = @device_id AND t.scope = @scope AND t.txn_id = @txn_id), '')::text AS txn_event
+FROM writemodel.rooms r WHERE r.room_id = @room_id;
