@@ -255,7 +255,7 @@ func (c *Commands) Forget(ctx context.Context, meta Meta, user, roomID string) (
 			return nil, err
 		}
 		if len(rows) > 0 {
-			m := gjson.Get(rows[0].Pdu, "content.membership").Str
+			m := memberOf(rows[0].Pdu)
 			if m == "join" || m == "invite" || m == "knock" {
 				return nil, badRequest("you are still in the room (%s): leave it first", m)
 			}
@@ -264,3 +264,6 @@ func (c *Commands) Forget(ctx context.Context, meta Meta, user, roomID string) (
 			Data: eventlog.RoomForgotten{RoomID: roomID, UserID: user}, ExpectVersion: eventlog.AnyVersion}}, nil
 	})
 }
+
+// memberOf is the membership of an m.room.member PDU.
+func memberOf(pdu string) string { return gjson.Get(pdu, "content.membership").Str }

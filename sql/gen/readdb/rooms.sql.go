@@ -9,6 +9,39 @@ import (
 	"context"
 )
 
+const eventReportList = `-- name: EventReportList :many
+SELECT report_id, room_id, event_id, reporter, reason, score, reported_at FROM event_reports
+ORDER BY report_id DESC LIMIT $1
+`
+
+func (q *Queries) EventReportList(ctx context.Context, db DBTX, lim int32) ([]EventReport, error) {
+	rows, err := db.Query(ctx, eventReportList, lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EventReport{}
+	for rows.Next() {
+		var i EventReport
+		if err := rows.Scan(
+			&i.ReportID,
+			&i.RoomID,
+			&i.EventID,
+			&i.Reporter,
+			&i.Reason,
+			&i.Score,
+			&i.ReportedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const roomEventAtOrAfterTS = `-- name: RoomEventAtOrAfterTS :one
 SELECT event_id, origin_server_ts FROM room_events
 WHERE room_id = $1 AND origin_server_ts >= $2 ORDER BY origin_server_ts, stream_ordering LIMIT 1
