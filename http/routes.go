@@ -66,6 +66,12 @@ func (s *Server) routes() {
 	c.GET("/rooms/:roomId/messages", s.messages, guestAuth)
 	c.GET("/rooms/:roomId/context/:eventId", s.eventContext, guestAuth)
 	e.GET("/_matrix/client/v1/rooms/:roomId/timestamp_to_event", s.timestampToEvent, guestAuth)
+	// Relations and threads (spec: client-server API, "Forming relationships between
+	// events", "Threading").
+	e.GET("/_matrix/client/v1/rooms/:roomId/relations/:eventId", s.relations, auth)
+	e.GET("/_matrix/client/v1/rooms/:roomId/relations/:eventId/:relType", s.relations, auth)
+	e.GET("/_matrix/client/v1/rooms/:roomId/relations/:eventId/:relType/:eventType", s.relations, auth)
+	e.GET("/_matrix/client/v1/rooms/:roomId/threads", s.threads, auth)
 
 	// Devices (spec: client-server API, "Device management").
 	c.GET("/devices", s.listDevices, guestAuth)

@@ -81,6 +81,7 @@ type Queries interface {
 	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
 	ThreepidQueries
 	RoomQueries
+	RelationQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).
