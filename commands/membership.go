@@ -28,6 +28,9 @@ type Membership struct {
 	IsDirect bool
 	// Extra is content given by the client (PUT state of m.room.member); nil otherwise.
 	Extra json.RawMessage
+	// Guest is set when the sender is a guest: a guest joins only rooms whose
+	// m.room.guest_access is can_join.
+	Guest bool
 }
 
 // Membership actions.
@@ -47,7 +50,8 @@ const (
 func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership) (Sent, error) {
 	var out Sent
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		preload := authKeys(pdus.Proto{Sender: m.Sender, Type: "m.room.member", StateKey: &m.Target, Content: json.RawMessage(`{"membership":"join"}`)})
+		preload := append(authKeys(pdus.Proto{Sender: m.Sender, Type: "m.room.member", StateKey: &m.Target, Content: json.RawMessage(`{"membership":"join"}`)}),
+			pdus.StateKey{Type: "m.room.guest_access"})
 		r, _, err := c.openRoom(ctx, tx, m.RoomID, opening{preload: preload})
 		if err != nil {
 			return nil, err
@@ -83,6 +87,15 @@ func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership
 				if cur, err := r.current(ctx, "m.room.member", m.Target); err == nil && cur != nil && len(m.Extra) == 0 {
 					out.EventID = cur.ID
 					return nil, nil
+				}
+			}
+			if m.Guest {
+				ga, err := r.current(ctx, "m.room.guest_access", "")
+				if err != nil {
+					return nil, err
+				}
+				if ga == nil || gjson.GetBytes(ga.PDU.Content, "guest_access").Str != "can_join" {
+					return nil, ErrGuestsForbidden
 				}
 			}
 			if err := r.authoriseRestrictedJoin(ctx, m.Target, current, body); err != nil {
@@ -196,9 +209,18 @@ func (c *Commands) resolveAlias(ctx context.Context, tx pgx.Tx, alias string) (s
 	return row.RoomID, err
 }
 
+// Join is a request to join a room by ID or alias.
+type Join struct {
+	User          string
+	Guest         bool
+	RoomIDOrAlias string
+	Reason        string
+}
+
 // JoinRoom joins a room by ID or alias (POST /join/{roomIdOrAlias}). Only rooms of
 // this server can be joined until federation arrives.
-func (c *Commands) JoinRoom(ctx context.Context, meta Meta, user, roomIDOrAlias, reason string, extra json.RawMessage) (Sent, string, error) {
+func (c *Commands) JoinRoom(ctx context.Context, meta Meta, j Join) (Sent, string, error) {
+	roomIDOrAlias, user := j.RoomIDOrAlias, j.User
 	roomID := roomIDOrAlias
 	if strings.HasPrefix(roomIDOrAlias, "#") {
 		_, server, _ := strings.Cut(roomIDOrAlias, ":")
@@ -215,7 +237,7 @@ func (c *Commands) JoinRoom(ctx context.Context, meta Meta, user, roomIDOrAlias,
 			return Sent{}, "", err
 		}
 	}
-	sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: user, Target: user, Action: ActionJoin, Reason: reason, Extra: extra})
+	sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: user, Target: user, Action: ActionJoin, Reason: j.Reason, Guest: j.Guest})
 	if errors.Is(err, ErrRoomNotFound) {
 		if _, server, _ := strings.Cut(roomID, ":"); server != c.cfg.ServerName {
 			return Sent{}, "", ErrRemoteRoom

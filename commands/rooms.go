@@ -22,6 +22,7 @@ var (
 	ErrUnsupportedRoomVersion = errors.New("unsupported room version")
 	ErrAliasInUse             = errors.New("room alias already in use")
 	ErrEventTooLarge          = errors.New("event is larger than 65536 bytes")
+	ErrGuestsForbidden        = errors.New("guests may not join this room")
 	ErrRemoteRoom             = errors.New("the room is on another server: joining over federation is not supported yet")
 )
 

@@ -152,8 +152,12 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeRoomInUse, "Room alias already taken")
 	case errors.Is(err, commands.ErrEventTooLarge):
 		return matrixErr(nethttp.StatusRequestEntityTooLarge, codeTooLarge, "Event is larger than 65536 bytes")
+	case errors.Is(err, commands.ErrGuestsForbidden):
+		return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guests may not join this room")
 	case errors.Is(err, commands.ErrRemoteRoom):
 		return matrixErr(nethttp.StatusNotFound, codeNotFound, "%s", err.Error())
+	case errors.Is(err, queries.ErrBadHierarchyToken):
+		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "Unknown pagination token")
 	case errors.Is(err, queries.ErrBadToken):
 		return matrixErr(nethttp.StatusBadRequest, codeInvalidParam, "Unknown pagination token")
 	case errors.As(err, &he):

@@ -21,7 +21,7 @@ type RoomCommands interface {
 	Send(ctx context.Context, meta commands.Meta, req commands.SendEvent) (commands.Sent, error)
 	Redact(ctx context.Context, meta commands.Meta, roomID, sender, deviceID, eventID, txnID, reason string) (commands.Sent, error)
 	ChangeMembership(ctx context.Context, meta commands.Meta, m commands.Membership) (commands.Sent, error)
-	JoinRoom(ctx context.Context, meta commands.Meta, user, roomIDOrAlias, reason string, extra json.RawMessage) (commands.Sent, string, error)
+	JoinRoom(ctx context.Context, meta commands.Meta, j commands.Join) (commands.Sent, string, error)
 	Knock(ctx context.Context, meta commands.Meta, user, roomIDOrAlias, reason string) (commands.Sent, string, error)
 	Forget(ctx context.Context, meta commands.Meta, user, roomID string) (eventlog.Position, error)
 }
@@ -93,7 +93,9 @@ func (s *Server) createRoom(c echo.Context) error {
 		return errInvalidParam("visibility must be public or private")
 	}
 	if len(req.Invite3PID) > 0 {
-		return errForbidden("Inviting by third-party identifier needs an identity server; this homeserver uses none")
+		// Inviting by e-mail address goes through an identity server (spec: "Third-party
+		// invites"), and this homeserver uses none.
+		return commands.ErrIdentityServerNotTrusted
 	}
 	for _, u := range req.Invite {
 		if !validUserID(u) {
@@ -136,6 +138,10 @@ func (s *Server) sendEvent(c echo.Context) error {
 		return err
 	}
 	id := identity(c)
+	if id.IsGuest && pathParam(c, "eventType") != "m.room.message" {
+		// Guests may send messages, nothing else (spec: "Guest access").
+		return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guests may only send m.room.message events")
+	}
 	res, err := s.cmd.Send(c.Request().Context(), meta(c, eventlog.OriginClient), commands.SendEvent{
 		RoomID: pathParam(c, "roomId"), Sender: id.UserID, DeviceID: id.DeviceID, Type: pathParam(c, "eventType"),
 		Content: body, TxnID: pathParam(c, "txnId"),
@@ -258,9 +264,15 @@ func (s *Server) membership(action string) echo.HandlerFunc {
 			UserID   *string `json:"user_id"`
 			Reason   string  `json:"reason"`
 			IsDirect bool    `json:"is_direct"`
+			Medium   string  `json:"medium"`
+			Address  string  `json:"address"`
 		}
 		if err := bindJSON(c, &req); err != nil {
 			return err
+		}
+		if action == commands.ActionInvite && req.UserID == nil && req.Medium != "" && req.Address != "" {
+			// A third-party invite needs an identity server; this homeserver uses none.
+			return commands.ErrIdentityServerNotTrusted
 		}
 		id := identity(c)
 		target := id.UserID
@@ -302,7 +314,9 @@ func (s *Server) join(c echo.Context, target string) error {
 	if !strings.HasPrefix(target, "!") && !strings.HasPrefix(target, "#") {
 		return errInvalidParam("%q is neither a room ID nor a room alias", target)
 	}
-	res, roomID, err := s.cmd.JoinRoom(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, target, req.Reason, nil)
+	id := identity(c)
+	res, roomID, err := s.cmd.JoinRoom(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Join{
+		User: id.UserID, Guest: id.IsGuest, RoomIDOrAlias: target, Reason: req.Reason})
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,11 @@ func (s *Server) routes() {
 	c.GET("/rooms/:roomId/messages", s.messages, guestAuth)
 	c.GET("/rooms/:roomId/context/:eventId", s.eventContext, guestAuth)
 	e.GET("/_matrix/client/v1/rooms/:roomId/timestamp_to_event", s.timestampToEvent, guestAuth)
+	c.GET("/rooms/:roomId/initialSync", s.roomInitialSync, guestAuth)
+	c.POST("/rooms/:roomId/upgrade", s.upgradeRoom, auth)
+	e.GET("/_matrix/client/v1/rooms/:roomId/hierarchy", s.hierarchy, auth)
+	c.POST("/rooms/:roomId/report/:eventId", s.reportEvent, auth)
+	c.POST("/rooms/:roomId/report", s.reportRoom, auth)
 	// Relations and threads (spec: client-server API, "Forming relationships between
 	// events", "Threading").
 	e.GET("/_matrix/client/v1/rooms/:roomId/relations/:eventId", s.relations, auth)

@@ -18,7 +18,8 @@ import (
 
 const adminUsage = `registration-token create [--token T] [--uses N] [--expires RFC3339-TIME]
        spelt admin registration-token list
-       spelt admin registration-token revoke TOKEN`
+       spelt admin registration-token revoke TOKEN
+       spelt admin reports list [--limit N]`
 
 // runAdmin is `spelt admin`: operator commands that go through the same commands (and
 // so the same events) as the admin HTTP API.
@@ -40,6 +41,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		default:
 			words = append(words, a)
 		}
+	}
+	if len(words) == 2 && words[0] == "reports" && words[1] == "list" {
+		return runAdminReports(ctx, flags, stdout, stderr)
 	}
 	if len(words) < 2 || words[0] != "registration-token" {
 		fmt.Fprintf(stderr, "Usage: spelt admin %s\n", adminUsage)
@@ -137,6 +141,47 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		valid := commands.RegistrationTokenUsable(t.Revoked, t.UsesAllowed, t.Pending, t.Completed, t.ExpiryTime, now)
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%v\n", t.Token, allowed, t.Pending, t.Completed, exp, valid)
+	}
+	return w.Flush()
+}
+
+// runAdminReports is `spelt admin reports list`: the reports users filed about rooms
+// and events, newest first.
+func runAdminReports(ctx context.Context, flags []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("admin reports list", "", stderr)
+	limit := fs.Int("limit", 100, "how many reports to list, newest first")
+	if err := parse(fs, flags); err != nil {
+		return err
+	}
+	e, err := open(ctx, *cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.requireSchema(ctx); err != nil {
+		return err
+	}
+	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All()...)
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := runner.CatchUp(waitCtx, "rooms"); err != nil {
+		return err
+	}
+	list, err := queries.New(e.pool).Reports(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tREPORTED\tREPORTER\tROOM\tEVENT\tSCORE\tREASON")
+	for _, r := range list {
+		score, event := "-", r.EventID
+		if r.Score != nil {
+			score = strconv.Itoa(int(*r.Score))
+		}
+		if event == "" {
+			event = "(room)"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%q\n", r.ID, r.ReportedAt.UTC().Format(time.RFC3339), r.Reporter, r.RoomID, event, score, r.Reason)
 	}
 	return w.Flush()
 }
