@@ -67,6 +67,17 @@ func (s *Server) routes() {
 	c.GET("/rooms/:roomId/context/:eventId", s.eventContext, guestAuth)
 	e.GET("/_matrix/client/v1/rooms/:roomId/timestamp_to_event", s.timestampToEvent, guestAuth)
 
+	// Room aliases and the room directory (spec: client-server API, "Room aliases",
+	// "Listing rooms"); the reads the spec opens to anyone take no token.
+	c.PUT("/directory/room/:roomAlias", s.putAlias, auth)
+	c.GET("/directory/room/:roomAlias", s.getAlias)
+	c.DELETE("/directory/room/:roomAlias", s.deleteAlias, auth)
+	c.GET("/rooms/:roomId/aliases", s.roomAliases, auth)
+	c.GET("/directory/list/room/:roomId", s.getRoomVisibility)
+	c.PUT("/directory/list/room/:roomId", s.putRoomVisibility, auth)
+	c.GET("/publicRooms", s.getPublicRooms)
+	c.POST("/publicRooms", s.postPublicRooms, auth)
+
 	// Devices (spec: client-server API, "Device management").
 	c.GET("/devices", s.listDevices, guestAuth)
 	c.GET("/devices/:deviceId", s.getDevice, guestAuth)

@@ -69,6 +69,7 @@ type Commands interface {
 	ThreepidCommands
 	SSOCommands
 	RoomCommands
+	DirectoryCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -81,6 +82,7 @@ type Queries interface {
 	Device(ctx context.Context, userID, deviceID string) (queries.Device, error)
 	ThreepidQueries
 	RoomQueries
+	DirectoryQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

@@ -139,11 +139,12 @@ func guestForbidden(op *operation, status int, body []byte) bool {
 }
 
 // roomForbidden reports a 403 M_FORBIDDEN of an authenticated operation on a room
-// (path with {roomId}): the spec's common error for an action the room's rules do not
-// allow ("Common error codes": "joining a room without permission"), which several room
-// endpoints (send, redact) return without documenting it, as Synapse does.
+// (path with {roomId} or {roomAlias}): the spec's common error for an action the room's
+// rules do not allow ("Common error codes": "joining a room without permission"), which
+// several room endpoints (send, redact, an alias's PUT and DELETE) return without
+// documenting it, as Synapse does.
 func roomForbidden(op *operation, status int, body []byte) bool {
-	if status != 403 || !op.authenticated || !strings.Contains(op.template, "{roomId}") {
+	if status != 403 || !op.authenticated || !strings.Contains(op.template, "{roomId}") && !strings.Contains(op.template, "{roomAlias}") {
 		return false
 	}
 	var e struct {
