@@ -212,7 +212,7 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 		news := r.news
 		if alias != "" {
 			news = append(news, eventlog.NewEvent{Stream: eventlog.AliasStream(alias), Type: eventlog.TypeAliasCreated,
-				Data: eventlog.AliasCreated{Alias: alias, RoomID: roomID, Creator: req.Creator}, ExpectVersion: eventlog.NoStream})
+				Data: eventlog.AliasCreated{Alias: alias, RoomID: roomID, Creator: req.Creator}, ExpectVersion: eventlog.AnyVersion})
 		}
 		if req.Public {
 			news = append(news, eventlog.NewEvent{Stream: eventlog.RoomStream(roomID), Type: eventlog.TypeRoomPublished,

@@ -150,6 +150,10 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeUnsupportedRoomVersion, "%s", err.Error())
 	case errors.Is(err, commands.ErrAliasInUse):
 		return matrixErr(nethttp.StatusBadRequest, codeRoomInUse, "Room alias already taken")
+	case errors.Is(err, commands.ErrAliasExists):
+		return matrixErr(nethttp.StatusConflict, codeUnknown, "Room alias already exists") // the spec's 409
+	case errors.Is(err, commands.ErrAliasNotFound), errors.Is(err, queries.ErrAliasNotFound):
+		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Room alias not found")
 	case errors.Is(err, commands.ErrEventTooLarge):
 		return matrixErr(nethttp.StatusRequestEntityTooLarge, codeTooLarge, "Event is larger than 65536 bytes")
 	case errors.Is(err, commands.ErrGuestsForbidden):

@@ -78,6 +78,17 @@ func (s *Server) routes() {
 	e.GET("/_matrix/client/v1/rooms/:roomId/relations/:eventId/:relType/:eventType", s.relations, auth)
 	e.GET("/_matrix/client/v1/rooms/:roomId/threads", s.threads, auth)
 
+	// Room aliases and the room directory (spec: client-server API, "Room aliases",
+	// "Listing rooms"); the reads the spec opens to anyone take no token.
+	c.PUT("/directory/room/:roomAlias", s.putAlias, auth)
+	c.GET("/directory/room/:roomAlias", s.getAlias)
+	c.DELETE("/directory/room/:roomAlias", s.deleteAlias, auth)
+	c.GET("/rooms/:roomId/aliases", s.roomAliases, auth)
+	c.GET("/directory/list/room/:roomId", s.getRoomVisibility)
+	c.PUT("/directory/list/room/:roomId", s.putRoomVisibility, auth)
+	c.GET("/publicRooms", s.getPublicRooms)
+	c.POST("/publicRooms", s.postPublicRooms, auth)
+
 	// Devices (spec: client-server API, "Device management").
 	c.GET("/devices", s.listDevices, guestAuth)
 	c.GET("/devices/:deviceId", s.getDevice, guestAuth)

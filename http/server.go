@@ -70,6 +70,7 @@ type Commands interface {
 	SSOCommands
 	RoomCommands
 	MoreRoomCommands
+	DirectoryCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -84,6 +85,7 @@ type Queries interface {
 	RoomQueries
 	MoreRoomQueries
 	RelationQueries
+	DirectoryQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

@@ -190,7 +190,7 @@ func TestRoomReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	tte, err := bob.TimestampToEvent(ctx, room, time.UnixMilli(ev.Timestamp), mautrix.DirectionForward)
-	if err != nil || tte.OriginServerTimestamp.UnixMilli() < ev.Timestamp {
+	if err != nil || tte.Timestamp.UnixMilli() < ev.Timestamp {
 		t.Fatalf("timestamp_to_event: %+v %v", tte, err)
 	}
 	_, err = bob.TimestampToEvent(ctx, room, time.Now().Add(time.Hour), mautrix.DirectionForward)
@@ -247,9 +247,16 @@ func TestRoomReads(t *testing.T) {
 	if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]any{"history_visibility": "world_readable"}); err != nil {
 		t.Fatal(err)
 	}
-	peek, err := eve.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 3)
-	if err != nil || len(peek.Chunk) != 3 {
-		t.Fatalf("peeking a world-readable room: %+v %v", peek, err)
+	// History visibility applies as it was at each event: the room's past stays
+	// hidden, what follows is readable.
+	for range 2 {
+		if _, err := alice.SendText(ctx, room, "for everyone"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peek, err := eve.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 10)
+	if err != nil || len(peek.Chunk) != 3 || peek.Chunk[2].Type.Type != event.StateHistoryVisibility.Type {
+		t.Fatalf("peeking a world-readable room: %+v %v %v", peek, err, peek.Chunk[len(peek.Chunk)-1].Type)
 	}
 	var name event.RoomNameEventContent
 	if err := eve.StateEvent(ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Reads" {

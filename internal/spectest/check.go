@@ -139,17 +139,37 @@ func guestForbidden(op *operation, status int, body []byte) bool {
 }
 
 // roomForbidden reports a 403 M_FORBIDDEN of an authenticated operation on a room
-// (path with {roomId}): the spec's common error for an action the room's rules do not
-// allow ("Common error codes": "joining a room without permission"), which several room
-// endpoints (send, redact) return without documenting it, as Synapse does.
+// (path with {roomId} or {roomAlias}): the spec's common error for an action the room's
+// rules do not allow ("Common error codes": "joining a room without permission"), which
+// several room endpoints (send, redact, an alias's PUT and DELETE) return without
+// documenting it, as Synapse does.
+//
+// Likewise a 404 M_NOT_FOUND ("Common error codes": "No resource was found for this
+// request") of an operation whose path names a room, an alias or an event that does not
+// exist (sending to an unknown room, redacting an unknown event, joining an unknown
+// alias), which Synapse answers the same way.
 func roomForbidden(op *operation, status int, body []byte) bool {
-	if status != 403 || !op.authenticated || !strings.Contains(op.template, "{roomId}") {
+	names := func(params ...string) bool {
+		for _, p := range params {
+			if strings.Contains(op.template, p) {
+				return true
+			}
+		}
 		return false
 	}
 	var e struct {
 		Errcode string `json:"errcode"`
 	}
-	return json.Unmarshal(body, &e) == nil && e.Errcode == "M_FORBIDDEN"
+	if json.Unmarshal(body, &e) != nil || !op.authenticated {
+		return false
+	}
+	switch {
+	case status == 403 && e.Errcode == "M_FORBIDDEN":
+		return names("{roomId}", "{roomAlias}")
+	case status == 404 && e.Errcode == "M_NOT_FOUND":
+		return names("{roomId}", "{roomAlias}", "{roomIdOrAlias}", "{eventId}")
+	}
+	return false
 }
 
 func hasErrcode(v any, codes ...string) bool {
