@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	stdsql "database/sql"
 	"fmt"
 
@@ -77,9 +78,22 @@ type hookTx struct {
 	ctx      context.Context
 	applied  eventlog.Position
 	onCommit func(eventlog.Position)
+	// pending are the events of this poll the projector handles, not applied yet;
+	// flush applies them.
+	pending []eventlog.Event
+	flush   func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error
 }
 
+// ExecContext runs q; the only statement the subscriber executes in a poll's
+// transaction is its ack (the checkpoint moving past the poll's rows), and the poll's
+// pending events are applied just before it.
 func (t *hookTx) ExecContext(ctx context.Context, q string, args ...any) (wsql.Result, error) {
+	if len(t.pending) > 0 {
+		if err := t.flush(ctx, t.tx, t.pending); err != nil {
+			return nil, err
+		}
+		t.pending = nil
+	}
 	tag, err := t.tx.Exec(ctx, q, args...)
 	return wsql.PgxResult{CommandTag: tag}, err
 }
@@ -93,6 +107,11 @@ func (t *hookTx) QueryContext(ctx context.Context, q string, args ...any) (wsql.
 }
 
 func (t *hookTx) Commit() error {
+	if len(t.pending) > 0 {
+		// The poll ended without its ack (cut short): nothing of it is kept.
+		_ = t.tx.Rollback(context.WithoutCancel(t.ctx))
+		return errors.New("poll ended with events not applied")
+	}
 	if err := t.tx.Commit(context.WithoutCancel(t.ctx)); err != nil {
 		if t.ctx.Err() != nil {
 			// Shutting down: the poll was cut off and its transaction rolled back, so

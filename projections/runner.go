@@ -411,9 +411,10 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 	return nil
 }
 
-// handle applies one live event in the subscriber's transaction, in a savepoint, after
-// moving the checkpoint: an event whose position the checkpoint already passed was
-// applied before (delivery is at least once) and is skipped.
+// handle takes one live event in the subscriber's transaction. Events p handles are not
+// applied at once but collected: the subscriber hands over the rows of one poll one at
+// a time, and they are applied together, in one call of Apply, just before the poll's
+// checkpoint moves (hookTx.flush), so that a burst of events costs one batch.
 func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -433,16 +434,29 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 	if err != nil {
 		return err
 	}
+	htx.applied = e.Position
 	if !p.Handles(e.Type) {
 		// Watermill's ack query moves the checkpoint past it with the rest of the poll.
-		htx.applied = e.Position
 		return nil
 	}
-	// One savepoint around checkpoint and rows: if this fails, the redelivery finds the
-	// checkpoint where it was.
-	err = pgx.BeginFunc(ctx, htx.tx, func(sp pgx.Tx) error {
+	if htx.flush == nil {
+		htx.flush = func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+			return r.applyLive(ctx, tx, p, events)
+		}
+	}
+	htx.pending = append(htx.pending, e)
+	return nil
+}
+
+// applyLive applies the events of one poll and moves the checkpoint past them, in a
+// savepoint of the poll's transaction: if this fails, the poll is rolled back and the
+// same events are delivered again. Events the checkpoint already passed were applied
+// before (delivery is at least once) and are skipped.
+func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
+	last := events[len(events)-1].Position
+	return pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 		n, err := r.q.CheckpointAdvance(ctx, sp, projdb.CheckpointAdvanceParams{
-			Name: p.Name(), TransactionID: e.Position.XID, Offset: e.Position.Offset, N: 1,
+			Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events)),
 		})
 		if err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
@@ -450,17 +464,14 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 		if n == 0 {
 			return nil
 		}
-		applied, err := r.applyEvents(ctx, sp, p, []eventlog.Event{e})
-		if err == nil && applied == 0 {
-			err = r.q.CheckpointUncount(ctx, sp, p.Name())
+		applied, err := r.applyEvents(ctx, sp, p, events)
+		for range len(events) - applied {
+			if err == nil {
+				err = r.q.CheckpointUncount(ctx, sp, p.Name())
+			}
 		}
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	htx.applied = e.Position
-	return nil
 }
 
 // WaitFor blocks until every named projector (all when none are named) has applied pos,
