@@ -2,8 +2,8 @@ package projections
 
 import (
 	"context"
-	"errors"
 	stdsql "database/sql"
+	"errors"
 	"fmt"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
