@@ -146,6 +146,13 @@ func TestRoomVersions(t *testing.T) {
 			if err != nil || kept.Content.Raw["body"] != "hello" {
 				t.Fatalf("alice's message after bob's refused redaction: %v, %v", kept, err)
 			}
+			// A state event of type m.room.redaction redacts nothing.
+			if _, err := alice.SendStateEvent(ctx, room, event.EventRedaction, "x", map[string]any{"redacts": hello.EventID}); err != nil {
+				t.Fatal(err)
+			}
+			if kept, err := alice.GetEvent(ctx, room, hello.EventID); err != nil || kept.Content.Raw["body"] != "hello" {
+				t.Fatalf("message after a state event m.room.redaction naming it: %v, %v", kept, err)
+			}
 
 			// Kick, ban, unban in a public room: after a kick one may join again,
 			// after a ban not, after an unban again.

@@ -73,9 +73,10 @@ func (e *Event) Sender() string { return string(e.PDU.Sender) }
 func (e *Event) Membership() string { return gjson.GetBytes(e.PDU.Content, "membership").Str }
 
 // Redacts is the event a redaction redacts: in content from room version 11, at the top
-// level before.
+// level before. A state event of type m.room.redaction redacts nothing: redactions are
+// message events (spec: client-server API, m.room.redaction).
 func (e *Event) Redacts() string {
-	if e.PDU.Type != "m.room.redaction" {
+	if e.PDU.Type != "m.room.redaction" || e.PDU.StateKey != nil {
 		return ""
 	}
 	if e.Version.RedactsInContent() {

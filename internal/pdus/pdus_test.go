@@ -208,6 +208,11 @@ func TestEventFormat(t *testing.T) {
 			if err != nil || back.Redacts() != msg.ID {
 				t.Fatalf("parsed redaction redacts %q, %v", back.Redacts(), err)
 			}
+			// A state event of type m.room.redaction is no redaction.
+			stateRed := r.event(alice, "m.room.redaction", ptr(""), jsonOf(map[string]string{"redacts": msg.ID}), msg.ID)
+			if got := stateRed.Redacts(); got != "" {
+				t.Fatalf("state event m.room.redaction redacts %q", got)
+			}
 		})
 	}
 }
