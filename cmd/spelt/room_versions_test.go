@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"slices"
@@ -93,6 +94,14 @@ func TestRoomVersions(t *testing.T) {
 			}
 			if !slices.Equal(bodies, []string{"hi alice", "hello"}) {
 				t.Fatalf("messages = %v", bodies)
+			}
+
+			// Canonical JSON has no floats: room versions 6 and later refuse them
+			// (spec: rooms v6, "Canonical JSON"), and Spelt signs no event holding one
+			// in any version.
+			_, err = bob.SendMessageEvent(ctx, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "pi", "value": 3.14})
+			if he := (mautrix.HTTPError{}); !errors.As(err, &he) || he.Response == nil || he.Response.StatusCode != http.StatusBadRequest {
+				t.Fatalf("float in content: err = %v, want 400", err)
 			}
 
 			// State: the creator may change the topic, a member at power 0 may not.
