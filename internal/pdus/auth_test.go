@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix/federation/pdu"
@@ -538,6 +539,17 @@ func TestAuthThirdPartyInvite(t *testing.T) {
 	pub := func(k ed25519.PrivateKey) string {
 		return base64.RawStdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 	}
+	// urlKey is a key whose unpadded base64 differs from its URL-safe form, published
+	// URL-safe as some identity servers do.
+	var urlKey ed25519.PrivateKey
+	for seed := byte(10); urlKey == nil; seed++ {
+		k := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+		if strings.ContainsAny(pub(k), "+/") {
+			urlKey = k
+		}
+	}
+	tpiURLSafe := jsonOf(map[string]any{"display_name": "b...", "key_validity_url": "https://id.test/isvalid",
+		"public_key": base64.RawURLEncoding.EncodeToString(urlKey.Public().(ed25519.PublicKey))})
 	tpi := jsonOf(map[string]any{
 		"display_name": "b...@example.org", "key_validity_url": "https://id.test/_matrix/identity/v2/pubkey/isvalid",
 		"public_key":  pub(idKey),
@@ -565,6 +577,8 @@ func TestAuthThirdPartyInvite(t *testing.T) {
 		}},
 		{name: "invite signed with public_key", ok: true, setup: sendTPI, event: signedInvite(alice, bob, bob, "tok", idKey)},
 		{name: "invite signed with a key of public_keys", ok: true, setup: sendTPI, event: signedInvite(alice, bob, bob, "tok", idKey2)},
+		{name: "invite signed with a key published in URL-safe base64", ok: true,
+			setup: func(r *testRoom) { r.do(alice, "m.room.third_party_invite", ptr("tok"), tpiURLSafe) }, event: signedInvite(alice, bob, bob, "tok", urlKey)},
 		{name: "invite signed with another key", setup: sendTPI, event: signedInvite(alice, bob, bob, "tok", wrongKey)},
 		{name: "invite whose signed mxid is another user", setup: sendTPI, event: signedInvite(alice, bob, carol, "tok", idKey)},
 		{name: "invite sent by another member than the third_party_invite's sender", setup: func(r *testRoom) { sendTPI(r); r.join(carol) },

@@ -3,7 +3,8 @@
 // events, reading stored ones and turning them into the client form. The hashing,
 // signing, redaction and auth rules themselves come from maunium.net/go/mautrix's
 // federation/pdu and federation/eventauth packages; this package fills what they lack
-// (room versions 1 and 2 in the auth rules, the client event format).
+// or get wrong (see Authorize; auth_test.go proves the rules of every room version) and
+// adds the client event format.
 package pdus
 
 import (
