@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/tidwall/gjson"
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
@@ -56,6 +57,15 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 			out.EventID = earlier
 			return nil, err
 		}
+		if req.Type == "m.room.redaction" && req.StateKey == nil && r.versionRedactsInContent() {
+			// From room version 11 an m.room.redaction sent as a message redacts
+			// content.redacts: it needs the permission the redact endpoint checks.
+			if target := gjson.GetBytes(req.Content, "redacts"); target.Type == gjson.String {
+				if err := r.checkRedaction(ctx, req.Sender, target.Str); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if req.StateKey != nil {
 			if err := checkStateContent(ctx, r, req.Type, *req.StateKey, req.Content); err != nil {
 				return nil, err
@@ -93,21 +103,8 @@ func (c *Commands) Redact(ctx context.Context, meta Meta, roomID, sender, device
 			out.EventID = earlier
 			return nil, err
 		}
-		target, err := c.q.RoomEventGet(ctx, tx, eventID)
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && target.RoomID != roomID {
-			return nil, ErrEventNotFound
-		}
-		if err != nil {
-			return nil, fmt.Errorf("redact: %w", err)
-		}
-		if target.Sender != sender {
-			pl, err := r.levels(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if pl.UserLevel(sender) < pl.ActionLevel("redact") {
-				return nil, forbidden("you may only redact your own events: redacting others' needs power level %d", pl.ActionLevel("redact"))
-			}
+		if err := r.checkRedaction(ctx, sender, eventID); err != nil {
+			return nil, err
 		}
 		body := map[string]any{}
 		if reason != "" {
@@ -125,6 +122,28 @@ func (c *Commands) Redact(ctx context.Context, meta Meta, roomID, sender, device
 	})
 	out.Position = pos
 	return out, err
+}
+
+// checkRedaction checks that sender may redact eventID, an event of the room: their
+// own events, others' with the redact power level.
+func (r *room) checkRedaction(ctx context.Context, sender, eventID string) error {
+	target, err := r.c.q.RoomEventGet(ctx, r.tx, eventID)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && target.RoomID != r.id {
+		return ErrEventNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("redact: %w", err)
+	}
+	if target.Sender != sender {
+		pl, err := r.levels(ctx)
+		if err != nil {
+			return err
+		}
+		if pl.UserLevel(sender) < pl.ActionLevel("redact") {
+			return forbidden("you may only redact your own events: redacting others' needs power level %d", pl.ActionLevel("redact"))
+		}
+	}
+	return nil
 }
 
 func (r *room) versionRedactsInContent() bool {

@@ -3,10 +3,12 @@
 // events, reading stored ones and turning them into the client form. The hashing,
 // signing, redaction and auth rules themselves come from maunium.net/go/mautrix's
 // federation/pdu and federation/eventauth packages; this package fills what they lack
-// (room versions 1 and 2 in the auth rules, the client event format).
+// or get wrong (see Authorize; auth_test.go proves the rules of every room version) and
+// adds the client event format.
 package pdus
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -15,7 +17,9 @@ import (
 	"encoding/json/v2"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/federation/pdu"
@@ -44,8 +48,9 @@ type Event struct {
 	Version id.RoomVersion
 	PDU     *pdu.PDU
 	Raw     []byte
-	// refs are the [event ID, hashes] pairs of room versions 1 and 2.
-	hashes *pdu.Hashes
+	// refHash is the reference hash of an event of room version 1 or 2, which the
+	// [event ID, hashes] pairs of later events' prev_events and auth_events carry.
+	refHash []byte
 }
 
 // Type is the event's type.
@@ -69,9 +74,10 @@ func (e *Event) Sender() string { return string(e.PDU.Sender) }
 func (e *Event) Membership() string { return gjson.GetBytes(e.PDU.Content, "membership").Str }
 
 // Redacts is the event a redaction redacts: in content from room version 11, at the top
-// level before.
+// level before. A state event of type m.room.redaction redacts nothing: redactions are
+// message events (spec: client-server API, m.room.redaction).
 func (e *Event) Redacts() string {
-	if e.PDU.Type != "m.room.redaction" {
+	if e.PDU.Type != "m.room.redaction" || e.PDU.StateKey != nil {
 		return ""
 	}
 	if e.Version.RedactsInContent() {
@@ -93,14 +99,18 @@ func Parse(v string, eventID string, raw []byte) (*Event, error) {
 			return nil, fmt.Errorf("parse event %s: %w", eventID, err)
 		}
 		e.PDU = fromV1(&old)
-		e.hashes = old.Hashes
+		// An event of another server may hold numbers canonical JSON cannot encode
+		// (room versions 1 and 2 tolerate them); it stays readable, without the
+		// reference hash later events would quote.
+		if ref, err := old.GetReferenceHash(rv); err == nil {
+			e.refHash = ref[:]
+		}
 	} else {
 		var p pdu.PDU
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("parse event %s: %w", eventID, err)
 		}
 		e.PDU = &p
-		e.hashes = p.Hashes
 	}
 	e.PDU.InternalMeta.EventID = id.EventID(eventID)
 	return e, nil
@@ -145,6 +155,11 @@ type Signer struct {
 // ErrBadContent means an event's content is not a JSON object.
 var ErrBadContent = errors.New("event content must be a JSON object")
 
+// ErrNotCanonical means an event's content has a number that canonical JSON forbids
+// (a fraction, an exponent, or an integer beyond ±(2^53-1); spec: appendices,
+// "Canonical JSON", and room version 6). It wraps ErrBadContent.
+var ErrNotCanonical = fmt.Errorf("%w, and its numbers integers from -(2^53)+1 to (2^53)-1", ErrBadContent)
+
 // Build makes a new event of room version v from p, with prev events, auth events and
 // depth, hashed and signed by s.
 func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Event, error) {
@@ -156,6 +171,12 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 	if content.Kind() != '{' {
 		return nil, ErrBadContent
 	}
+	// Room versions 6 and later reject such numbers; earlier ones tolerate them in
+	// events of other servers, but an event Spelt signs is hashed and signed as
+	// canonical JSON, which cannot hold them, so it makes none in any version.
+	if err := checkCanonicalNumbers(content); err != nil {
+		return nil, err
+	}
 	var redacts *id.EventID
 	if p.Redacts != "" && !rv.RedactsInContent() {
 		r := id.EventID(p.Redacts)
@@ -166,10 +187,9 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 		refs := func(events []*Event) []pdu.V1EventReference {
 			out := make([]pdu.V1EventReference, len(events))
 			for i, ev := range events {
-				out[i] = pdu.V1EventReference{ID: id.EventID(ev.ID)}
-				if ev.hashes != nil {
-					out[i].Hashes = *ev.hashes
-				}
+				// The pairs carry the referenced event's reference hash (spec:
+				// server-server API, PDUs of room versions 1 and 2), as Synapse's do.
+				out[i] = pdu.V1EventReference{ID: id.EventID(ev.ID), Hashes: pdu.Hashes{SHA256: ev.refHash}}
 			}
 			return out
 		}
@@ -185,7 +205,11 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 		if err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
 		}
-		e.ID, e.Raw, e.hashes, e.PDU = string(old.EventID), raw, old.Hashes, fromV1(old)
+		ref, err := old.GetReferenceHash(rv)
+		if err != nil {
+			return nil, fmt.Errorf("reference hash: %w", err)
+		}
+		e.ID, e.Raw, e.refHash, e.PDU = string(old.EventID), raw, ref[:], fromV1(old)
 		return e, nil
 	}
 	ids := func(events []*Event) []id.EventID {
@@ -212,8 +236,33 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	np.InternalMeta.EventID = eventID
-	e.ID, e.Raw, e.hashes, e.PDU = string(eventID), raw, np.Hashes, np
+	e.ID, e.Raw, e.PDU = string(eventID), raw, np
 	return e, nil
+}
+
+// maxSafeInt is the largest integer canonical JSON allows, 2^53-1.
+const maxSafeInt = 1<<53 - 1
+
+// checkCanonicalNumbers rejects content whose numbers are not integers in canonical
+// JSON's range (spec: appendices, "Canonical JSON").
+func checkCanonicalNumbers(content jsontext.Value) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(content))
+	for {
+		tok, err := dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadContent, err)
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		n, err := strconv.ParseInt(tok.String(), 10, 64)
+		if err != nil || n > maxSafeInt || n < -maxSafeInt {
+			return fmt.Errorf("%w: %s", ErrNotCanonical, tok.String())
+		}
+	}
 }
 
 // randomID is 18 random URL-safe characters: the local part of room IDs and of the
