@@ -33,6 +33,10 @@ type announcer struct {
 	pending map[string]bool
 }
 
+// announceGather is how long the announcer waits for more projectors to move before
+// it announces.
+const announceGather = time.Millisecond
+
 func newAnnouncer(pool *pgxpool.Pool) *announcer {
 	return &announcer{pool: pool, instance: uuid.NewString(), signal: make(chan struct{}, 1), pending: map[string]bool{}}
 }
@@ -53,6 +57,13 @@ func (a *announcer) run(ctx context.Context, logger *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-a.signal:
+		}
+		// Gather the burst: one append moves every projector within a millisecond or
+		// so, and one NOTIFY can say so for all of them.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(announceGather):
 		}
 		a.mu.Lock()
 		names := make([]string, 0, len(a.pending))

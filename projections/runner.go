@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -383,11 +384,12 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 		st.advance(pos)
 		r.announce.moved(p.Name())
 	}
+	backoff := &wakeBackoff{wake: wake, done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
 	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
-		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: 100},
+		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: liveBatchSize},
 		OffsetsAdapter: checkpointOffsets{},
-		BackoffManager: &wakeBackoff{wake: wake, done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log},
+		BackoffManager: backoff,
 		AckDeadline:    &ackDeadline,
 	}, watermill.NewSlogLogger(log))
 	if err != nil {
@@ -399,6 +401,7 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 		return err
 	}
 	for msg := range msgs {
+		backoff.polled.Add(1)
 		if err := r.handle(msg, p); err != nil {
 			if ctx.Err() == nil {
 				log.ErrorContext(ctx, "projector failed; retrying", slog.Any("err", err))
@@ -448,30 +451,28 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 	return nil
 }
 
-// applyLive applies the events of one poll and moves the checkpoint past them, in a
-// savepoint of the poll's transaction: if this fails, the poll is rolled back and the
-// same events are delivered again. Events the checkpoint already passed were applied
-// before (delivery is at least once) and are skipped.
+// applyLive applies the events of one poll and moves the checkpoint past them in the
+// poll's transaction: if this fails, the poll is rolled back and the same events are
+// delivered again. Events the checkpoint already passed were applied before (delivery
+// is at least once) and are skipped.
 func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
 	last := events[len(events)-1].Position
-	return pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		n, err := r.q.CheckpointAdvance(ctx, sp, projdb.CheckpointAdvanceParams{
-			Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events)),
-		})
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		if n == 0 {
-			return nil
-		}
-		applied, err := r.applyEvents(ctx, sp, p, events)
-		for range len(events) - applied {
-			if err == nil {
-				err = r.q.CheckpointUncount(ctx, sp, p.Name())
-			}
-		}
-		return err
+	n, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
+		Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events)),
 	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	applied, err := r.applyEvents(ctx, tx, p, events)
+	for range len(events) - applied {
+		if err == nil {
+			err = r.q.CheckpointUncount(ctx, tx, p.Name())
+		}
+	}
+	return err
 }
 
 // WaitFor blocks until every named projector (all when none are named) has applied pos,
@@ -592,6 +593,9 @@ func (l *lockConn) close() {
 // nothing.
 const wakeRetries = 9
 
+// liveBatchSize is how many events a live subscriber's poll reads at most.
+const liveBatchSize = 100
+
 type wakeBackoff struct {
 	wake   <-chan struct{}
 	done   <-chan struct{}
@@ -599,6 +603,9 @@ type wakeBackoff struct {
 	retry  time.Duration
 	logger *slog.Logger
 	tries  int
+	// polled counts the messages of the current poll; batch is the poll's size limit.
+	polled atomic.Int64
+	batch  int64
 }
 
 func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
@@ -613,13 +620,25 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	}
 	if !noMsg {
 		b.tries = 0
-		return 0
+		if b.polled.Swap(0) >= b.batch {
+			return 0 // a full poll: more are waiting
+		}
+		// The poll took everything there was. Whatever was appended since woke the
+		// notifier's channel, so wait for it rather than poll again for nothing.
+		return b.waitWake()
 	}
+	b.polled.Store(0)
 	if b.tries > 0 {
 		// 0.5, 1, 2 ... 128 ms: about a quarter of a second in all, then idle.
 		b.tries--
 		return 500 * time.Microsecond << (wakeRetries - 1 - b.tries)
 	}
+	return b.waitWake()
+}
+
+// waitWake blocks until the notifier wakes the subscriber, IdlePoll passes or the
+// subscriber stops.
+func (b *wakeBackoff) waitWake() time.Duration {
 	t := time.NewTimer(b.idle)
 	defer t.Stop()
 	select {
