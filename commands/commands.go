@@ -116,7 +116,7 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 		return pos, fmt.Errorf("commit: %w", err)
 	}
 	wrote = false
-	c.log.Committed()
+	c.log.Committed(eventlog.TypesOf(events)...)
 	return events[len(events)-1].Position, decideErr
 }
 

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"slices"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -122,12 +123,24 @@ func (l *Log) Append(ctx context.Context, tx pgx.Tx, meta Metadata, events ...Ne
 	return out, nil
 }
 
-// Committed tells subscribers that a transaction which appended has ended (committed or
-// rolled back: a rolled-back writer can have held back the readers' horizon too).
-func (l *Log) Committed() {
+// Committed tells subscribers that a transaction which appended events of types has
+// ended. A rolled-back writer can have held back the readers' horizon too: it passes no
+// types, which wakes every subscriber.
+func (l *Log) Committed(types ...string) {
 	if l.notifier != nil {
-		l.notifier.Notify()
+		l.notifier.Notify(types...)
 	}
+}
+
+// TypesOf returns the distinct types of events, for Committed.
+func TypesOf(events []Event) []string {
+	var out []string
+	for _, e := range events {
+		if !slices.Contains(out, e.Type) {
+			out = append(out, e.Type)
+		}
+	}
+	return out
 }
 
 // returningExec is the ContextExecutor handed to Watermill's publisher: it runs the

@@ -293,7 +293,7 @@ func testConcurrentWriters(t *testing.T) {
 	pool := newPool(t, writers+4)
 	notifier := eventlog.NewNotifier(pool, discardLogger()) // local wake-ups only: Run is not needed
 	log := eventlog.New(discardLogger(), notifier)
-	wake, cancel := notifier.Subscribe()
+	wake, cancel := notifier.Subscribe(nil)
 	defer cancel()
 
 	var (

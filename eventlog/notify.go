@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +28,11 @@ type Notifier struct {
 	pending  chan struct{}
 
 	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	subs map[chan struct{}]func(eventType string) bool
+	// types are the event types appended since the last NOTIFY; all is set when an
+	// append's types are unknown.
+	types map[string]bool
+	all   bool
 }
 
 // NewNotifier returns a Notifier; Run must be running for other processes to hear it.
@@ -36,16 +42,19 @@ func NewNotifier(pool *pgxpool.Pool, logger *slog.Logger) *Notifier {
 		logger:   logger,
 		instance: uuid.NewString(),
 		pending:  make(chan struct{}, 1),
-		subs:     make(map[chan struct{}]struct{}),
+		subs:     make(map[chan struct{}]func(string) bool),
+		types:    make(map[string]bool),
 	}
 }
 
 // Subscribe returns a channel that receives a value (coalesced: it holds at most one)
-// after appends, and a function that cancels the subscription.
-func (n *Notifier) Subscribe() (<-chan struct{}, func()) {
+// after appends of events whose type wants accepts (every append when wants is nil), and
+// a function that cancels the subscription. A reader that is not woken by an append
+// reads its events at its next wake-up.
+func (n *Notifier) Subscribe(wants func(eventType string) bool) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	n.mu.Lock()
-	n.subs[ch] = struct{}{}
+	n.subs[ch] = wants
 	n.mu.Unlock()
 	return ch, func() {
 		n.mu.Lock()
@@ -54,24 +63,65 @@ func (n *Notifier) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// Notify wakes every subscriber in this process and schedules a NOTIFY for the others.
-func (n *Notifier) Notify() {
-	n.wakeLocal()
+// Notify wakes the subscribers in this process that want one of types (all of them when
+// types is empty: an append whose types are unknown) and schedules a NOTIFY that does
+// the same in the other processes.
+func (n *Notifier) Notify(types ...string) {
+	n.wakeLocal(types)
+	n.mu.Lock()
+	if len(types) == 0 {
+		n.all = true
+	}
+	for _, t := range types {
+		n.types[t] = true
+	}
+	n.mu.Unlock()
 	select {
 	case n.pending <- struct{}{}:
 	default:
 	}
 }
 
-func (n *Notifier) wakeLocal() {
+func (n *Notifier) wakeLocal(types []string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for ch := range n.subs {
+	for ch, wants := range n.subs {
+		if wants != nil && len(types) > 0 && !slices.ContainsFunc(types, wants) {
+			continue
+		}
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// payload is what the next NOTIFY says: this process's instance and, unless an append's
+// types were unknown, the types appended, "INSTANCE|TYPE,TYPE".
+func (n *Notifier) payload() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.instance
+	if !n.all && len(n.types) > 0 && len(n.types) < 64 {
+		types := make([]string, 0, len(n.types))
+		for t := range n.types {
+			types = append(types, t)
+		}
+		p += "|" + strings.Join(types, ",")
+	}
+	n.all = false
+	clear(n.types)
+	return p
+}
+
+// parsePayload reads a NOTIFY's payload: the sending instance and the types appended
+// (nil: unknown, wake everyone).
+func parsePayload(payload string) (instance string, types []string) {
+	instance, list, ok := strings.Cut(payload, "|")
+	if ok && list != "" {
+		types = strings.Split(list, ",")
+	}
+	return instance, types
 }
 
 // Run sends coalesced NOTIFYs and listens for other processes' until ctx ends.
@@ -97,7 +147,7 @@ func (n *Notifier) send(ctx context.Context) {
 			return
 		case <-n.pending:
 		}
-		if _, err := n.pool.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, n.instance); err != nil && ctx.Err() == nil {
+		if _, err := n.pool.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, n.payload()); err != nil && ctx.Err() == nil {
 			n.logger.WarnContext(ctx, "notify failed", slog.Any("err", err))
 		}
 	}
@@ -111,7 +161,7 @@ func (n *Notifier) listen(ctx context.Context) error {
 		}
 		n.logger.WarnContext(ctx, "listen connection lost; retrying", slog.Any("err", err))
 		// Readers fall back to their idle poll meanwhile; wake them in case we missed one.
-		n.wakeLocal()
+		n.wakeLocal(nil)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -132,7 +182,7 @@ func (n *Notifier) listenOnce(ctx context.Context) error {
 		return err
 	}
 	// Appends that committed before LISTEN took effect were not announced to us.
-	n.wakeLocal()
+	n.wakeLocal(nil)
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -141,8 +191,11 @@ func (n *Notifier) listenOnce(ctx context.Context) error {
 		if note == nil {
 			return errors.New("listen: nil notification")
 		}
-		if note.Payload != n.instance {
-			n.wakeLocal()
+		// Another process's appends wake every reader here, whatever their types: a
+		// request there may be waiting for any projector here to pass its write
+		// (WaitFor), and a round trip to ask for it would cost more than a poll.
+		if instance, _ := parsePayload(note.Payload); instance != n.instance {
+			n.wakeLocal(nil)
 		}
 	}
 }

@@ -19,7 +19,8 @@ import (
 const projectedChannel = "spelt_projected"
 
 // controlChannel carries requests to the processes running projectors: "release NAME"
-// asks the one running NAME to give up its lock (an online rebuild takes it over).
+// asks the one running NAME to give up its lock (an online rebuild takes it over),
+// "wake NAME" to poll the log now (a request in another process waits for NAME).
 const controlChannel = "spelt_control"
 
 // announcer sends one NOTIFY per burst of commits, naming the projectors that moved;
@@ -115,6 +116,14 @@ func (r *Runner) listenOnce(ctx context.Context) error {
 		if note.Channel == controlChannel {
 			if name, ok := strings.CutPrefix(note.Payload, "release "); ok {
 				if ch, ok := r.release[name]; ok {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			}
+			if name, ok := strings.CutPrefix(note.Payload, "wake "); ok {
+				if ch, ok := r.kick[name]; ok && r.running[name].Load() {
 					select {
 					case ch <- struct{}{}:
 					default:

@@ -32,6 +32,10 @@ type Runner struct {
 	q          *projdb.Queries
 	announce   *announcer
 	release    map[string]chan struct{}
+	// kick wakes a projector's live subscriber; running tells whether this process
+	// runs it now.
+	kick    map[string]chan struct{}
+	running map[string]*atomic.Bool
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
@@ -55,6 +59,8 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		q:                projdb.New(),
 		announce:         newAnnouncer(pool),
 		release:          make(map[string]chan struct{}, len(projectors)),
+		kick:             make(map[string]chan struct{}, len(projectors)),
+		running:          make(map[string]*atomic.Bool, len(projectors)),
 		BatchSize:        2000,
 		RebuildBatchSize: 5000,
 		IdlePoll:         500 * time.Millisecond,
@@ -62,6 +68,8 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 	for _, p := range projectors {
 		r.states[p.Name()] = newState()
 		r.release[p.Name()] = make(chan struct{}, 1)
+		r.kick[p.Name()] = make(chan struct{}, 1)
+		r.running[p.Name()] = new(atomic.Bool)
 	}
 	return r
 }
@@ -373,18 +381,22 @@ func (r *Runner) poison(ctx context.Context, tx pgx.Tx, p Projector, e eventlog.
 // follow delivers new events to p through a Watermill SQL subscriber until ctx ends.
 func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) error {
 	st := r.states[p.Name()]
+	// Only appends of events p handles wake it: the others it reads at its next
+	// wake-up, or when a request waits for it (WaitFor kicks it), or at its idle poll.
 	var wake <-chan struct{}
 	if r.notifier != nil {
-		ch, cancel := r.notifier.Subscribe()
+		ch, cancel := r.notifier.Subscribe(p.Handles)
 		defer cancel()
 		wake = ch
 	}
+	r.running[p.Name()].Store(true)
+	defer r.running[p.Name()].Store(false)
 	ackDeadline := 10 * time.Second
 	committed := func(pos eventlog.Position) {
 		st.advance(pos)
 		r.announce.moved(p.Name())
 	}
-	backoff := &wakeBackoff{wake: wake, done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
+	backoff := &wakeBackoff{wake: wake, kick: r.kick[p.Name()], done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
 	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
 		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: liveBatchSize},
@@ -488,10 +500,17 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...st
 		if !ok {
 			return fmt.Errorf("wait for unknown projector %q", name)
 		}
+		kicked := false
 		for {
 			cur, changed := st.get()
 			if !cur.Less(pos) {
 				break
+			}
+			if !kicked {
+				// Appends of events it does not handle do not wake a projector: wake
+				// it now, here or in the process that runs it.
+				kicked = true
+				r.kickProjector(ctx, name)
 			}
 			select {
 			case <-ctx.Done():
@@ -508,6 +527,21 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...st
 		}
 	}
 	return nil
+}
+
+// kickProjector wakes the live subscriber of projector name: at once when this process
+// runs it, else with a NOTIFY to the process that does.
+func (r *Runner) kickProjector(ctx context.Context, name string) {
+	if r.running[name].Load() {
+		select {
+		case r.kick[name] <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if _, err := r.pool.Exec(ctx, "SELECT pg_notify($1, $2)", controlChannel, "wake "+name); err != nil && ctx.Err() == nil {
+		r.logger.WarnContext(ctx, "waking a projector in another process failed", slog.String("projector", name), slog.Any("err", err))
+	}
 }
 
 // state is what this process knows of a projector's checkpoint.
@@ -598,6 +632,7 @@ const liveBatchSize = 100
 
 type wakeBackoff struct {
 	wake   <-chan struct{}
+	kick   <-chan struct{}
 	done   <-chan struct{}
 	idle   time.Duration
 	retry  time.Duration
@@ -643,6 +678,8 @@ func (b *wakeBackoff) waitWake() time.Duration {
 	defer t.Stop()
 	select {
 	case <-b.wake:
+		b.tries = wakeRetries
+	case <-b.kick:
 		b.tries = wakeRetries
 	case <-t.C:
 	case <-b.done:
