@@ -2,12 +2,12 @@ package eventlog
 
 import (
 	"context"
-	"slices"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
