@@ -72,6 +72,17 @@ type Meta = eventlog.Metadata
 // user-interactive authentication session) and the error is returned after.
 type decider func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error)
 
+// headsKey is the context key under which a decider finds where to leave the heads of
+// streams it read under a lock (openRoom), so that the append need not read them again.
+type headsKey struct{}
+
+// knowHead records the head of stream for the append of the running command.
+func knowHead(ctx context.Context, stream string, h eventlog.StreamHead) {
+	if heads, ok := ctx.Value(headsKey{}).(map[string]eventlog.StreamHead); ok {
+		heads[stream] = h
+	}
+}
+
 // maxAttempts bounds retries after a stream version conflict.
 const maxAttempts = 5
 
@@ -100,12 +111,13 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 			c.log.Committed()
 		}
 	}()
-	news, decideErr := decide(ctx, tx)
+	heads := map[string]eventlog.StreamHead{}
+	news, decideErr := decide(context.WithValue(ctx, headsKey{}, heads), tx)
 	if len(news) == 0 {
 		return pos, decideErr
 	}
 	wrote = true
-	events, err := c.log.Append(ctx, tx, meta, news...)
+	events, err := c.log.AppendAfter(ctx, tx, meta, heads, news...)
 	if err != nil {
 		return pos, err
 	}

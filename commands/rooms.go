@@ -108,6 +108,9 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
 	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, state: map[pdus.StateKey]*pdus.Event{}}
+	if row.HeadVersion > 0 {
+		knowHead(ctx, eventlog.RoomStream(roomID), eventlog.StreamHead{Version: row.HeadVersion, Hash: row.HeadHash})
+	}
 	var ext []struct {
 		EventID string          `json:"event_id"`
 		PDU     json.RawMessage `json:"pdu"`

@@ -45,6 +45,20 @@ func New(logger *slog.Logger, notifier *Notifier) *Log {
 //
 // The caller commits, then calls Committed so that subscribers wake at once.
 func (l *Log) Append(ctx context.Context, tx pgx.Tx, meta Metadata, events ...NewEvent) ([]Event, error) {
+	return l.AppendAfter(ctx, tx, meta, nil, events...)
+}
+
+// StreamHead is the version and hash of a stream's last event.
+type StreamHead struct {
+	Version int64
+	Hash    []byte
+}
+
+// AppendAfter is Append for a caller that already read the heads of some of the
+// streams (known), under a lock that keeps them from moving; the heads of the others
+// are read as Append reads them. A wrong head makes the append fail (a version
+// conflict) rather than break a chain.
+func (l *Log) AppendAfter(ctx context.Context, tx pgx.Tx, meta Metadata, known map[string]StreamHead, events ...NewEvent) ([]Event, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -54,7 +68,7 @@ func (l *Log) Append(ctx context.Context, tx pgx.Tx, meta Metadata, events ...Ne
 	}
 	recorded := l.now().UTC().Truncate(time.Microsecond)
 
-	heads, err := streamHeads(ctx, tx, events)
+	heads, err := streamHeads(ctx, tx, events, known)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +204,7 @@ type head struct {
 
 // streamHeads returns the head of every stream events go to, in one query however
 // many streams there are (a stream without events has version 0).
-func streamHeads(ctx context.Context, tx pgx.Tx, events []NewEvent) (map[string]*head, error) {
+func streamHeads(ctx context.Context, tx pgx.Tx, events []NewEvent, known map[string]StreamHead) (map[string]*head, error) {
 	heads := make(map[string]*head, 1)
 	var streams []string
 	for _, ne := range events {
@@ -198,9 +212,16 @@ func streamHeads(ctx context.Context, tx pgx.Tx, events []NewEvent) (map[string]
 			return nil, errors.New("append: event without stream or type")
 		}
 		if heads[ne.Stream] == nil {
+			if k, ok := known[ne.Stream]; ok {
+				heads[ne.Stream] = &head{version: k.Version, hash: k.Hash}
+				continue
+			}
 			heads[ne.Stream] = &head{}
 			streams = append(streams, ne.Stream)
 		}
+	}
+	if len(streams) == 0 {
+		return heads, nil
 	}
 	if len(streams) == 1 {
 		// The common case, and the cheapest query for it.

@@ -258,7 +258,12 @@ SELECT r.room_version, r.max_depth,
         WHERE s.room_id = r.room_id
           AND (s.type, s.state_key) IN (SELECT unnest($1::text[]), unnest($2::text[]))), '[]')::text AS state,
     coalesce((SELECT t.event_id FROM writemodel.room_txns t
-        WHERE t.user_id = $3 AND t.device_id = $4 AND t.scope = $5 AND t.txn_id = $6), '')::text AS txn_event
+        WHERE t.user_id = $3 AND t.device_id = $4 AND t.scope = $5 AND t.txn_id = $6), '')::text AS txn_event,
+    -- The head of the room's stream in the log, which the room's lock keeps still.
+    coalesce((SELECT h.stream_version FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
+        ORDER BY h.stream_version DESC LIMIT 1), 0)::bigint AS head_version,
+    (SELECT h.hash FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
+        ORDER BY h.stream_version DESC LIMIT 1) AS head_hash
 FROM writemodel.rooms r WHERE r.room_id = $7
 `
 
@@ -278,6 +283,8 @@ type RoomOpenRow struct {
 	Extremities string
 	State       string
 	TxnEvent    string
+	HeadVersion int64
+	HeadHash    []byte
 }
 
 // Everything a command needs to build a room's next event, in one round trip: the room,
@@ -300,6 +307,8 @@ func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (Ro
 		&i.Extremities,
 		&i.State,
 		&i.TxnEvent,
+		&i.HeadVersion,
+		&i.HeadHash,
 	)
 	return i, err
 }

@@ -85,5 +85,10 @@ SELECT r.room_version, r.max_depth,
         WHERE s.room_id = r.room_id
           AND (s.type, s.state_key) IN (SELECT unnest(@types::text[]), unnest(@state_keys::text[]))), '[]')::text AS state,
     coalesce((SELECT t.event_id FROM writemodel.room_txns t
-        WHERE t.user_id = @user_id AND t.device_id = @device_id AND t.scope = @scope AND t.txn_id = @txn_id), '')::text AS txn_event
+        WHERE t.user_id = @user_id AND t.device_id = @device_id AND t.scope = @scope AND t.txn_id = @txn_id), '')::text AS txn_event,
+    -- The head of the room's stream in the log, which the room's lock keeps still.
+    coalesce((SELECT h.stream_version FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
+        ORDER BY h.stream_version DESC LIMIT 1), 0)::bigint AS head_version,
+    (SELECT h.hash FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
+        ORDER BY h.stream_version DESC LIMIT 1) AS head_hash
 FROM writemodel.rooms r WHERE r.room_id = @room_id;
