@@ -504,8 +504,11 @@ func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events [
 }
 
 // WaitFor blocks until every named projector (all when none are named) has applied pos,
-// or ctx ends. It is how a request reads its own writes.
+// or ctx ends. It is how a request reads its own writes. A caller names the projectors
+// that handle what it wrote, which the append has woken; waiting for all, it also waits
+// for projectors that appends of other types do not wake, so those are woken here.
 func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...string) error {
+	kick := len(names) == 0
 	if len(names) == 0 {
 		for _, p := range r.projectors {
 			names = append(names, p.Name())
@@ -516,7 +519,7 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...st
 		if !ok {
 			return fmt.Errorf("wait for unknown projector %q", name)
 		}
-		kicked := false
+		kicked := !kick
 		for {
 			cur, changed := st.get()
 			if !cur.Less(pos) {
@@ -680,17 +683,22 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	}
 	b.polled.Store(0)
 	if b.tries > 0 {
-		// 0.5, 1, 2 ... 128 ms: about a quarter of a second in all, then idle.
+		// 0.5, 1, 2 ... 128 ms: about a quarter of a second in all, then idle. A wake-up
+		// meanwhile (another append) polls at once.
 		b.tries--
-		return 500 * time.Microsecond << (wakeRetries - 1 - b.tries)
+		return b.wait(500 * time.Microsecond << (wakeRetries - 1 - b.tries))
 	}
 	return b.waitWake()
 }
 
 // waitWake blocks until the notifier wakes the subscriber, IdlePoll passes or the
 // subscriber stops.
-func (b *wakeBackoff) waitWake() time.Duration {
-	t := time.NewTimer(b.idle)
+func (b *wakeBackoff) waitWake() time.Duration { return b.wait(b.idle) }
+
+// wait blocks until the notifier wakes the subscriber, d passes or the subscriber
+// stops.
+func (b *wakeBackoff) wait(d time.Duration) time.Duration {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-b.wake:
