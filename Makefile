@@ -28,8 +28,8 @@ check:
 sqlc:
 	$(GO) tool sqlc generate
 
-## bench: print the event-log and projection figures (see README)
+## bench: print the event-log, projection and room figures (see README)
 bench:
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./eventlog/ ./projections/
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./eventlog/ ./projections/ ./cmd/spelt/
 
 ci: check test
