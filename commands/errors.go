@@ -34,6 +34,12 @@ func badRequest(format string, args ...any) error {
 	return &BadRequestError{Reason: fmt.Sprintf(format, args...)}
 }
 
+// BadJSONError is a request body whose JSON the command cannot use as it is (event
+// content that is not an object, or numbers canonical JSON cannot hold): M_BAD_JSON.
+type BadJSONError struct{ Reason string }
+
+func (e *BadJSONError) Error() string { return e.Reason }
+
 // AuthRequiredError means the operation needs (more) user-interactive authentication
 // (spec: client-server API, "User-interactive authentication API").
 type AuthRequiredError struct {

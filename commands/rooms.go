@@ -235,7 +235,7 @@ func (r *room) add(ctx context.Context, p pdus.Proto, txn *txnRef) (*pdus.Event,
 	depth := r.depth + 1
 	ev, err := pdus.Build(r.version, p, r.extremities, auth, depth, r.c.signer())
 	if errors.Is(err, pdus.ErrBadContent) {
-		return nil, badRequest("%v", err)
+		return nil, &BadJSONError{Reason: err.Error()}
 	}
 	if err != nil {
 		return nil, err

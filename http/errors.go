@@ -78,6 +78,7 @@ func toMatrix(err error) *MatrixError {
 	var bad *commands.BadRequestError
 	var tooBig *nethttp.MaxBytesError
 	var forbiddenRoom *commands.ForbiddenError
+	var badJSON *commands.BadJSONError
 	var badAlias *commands.BadAliasError
 	switch {
 	case errors.As(err, &me):
@@ -136,6 +137,8 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", err.Error())
 	case errors.Is(err, commands.ErrSSOUnavailable):
 		return matrixErr(nethttp.StatusBadGateway, codeUnknown, "The identity provider is unavailable")
+	case errors.As(err, &badJSON):
+		return matrixErr(nethttp.StatusBadRequest, codeBadJSON, "%s", badJSON.Reason)
 	case errors.As(err, &forbiddenRoom):
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "%s", forbiddenRoom.Reason)
 	case errors.As(err, &badAlias):

@@ -64,8 +64,8 @@ type roomsBatch struct {
 type stateKey struct{ room, typ, key string }
 
 type batchEvent struct {
-	typ, version string
-	event        []byte
+	room, typ, version string
+	event              []byte
 }
 
 // Apply implements Projector. It reads what the batch's events need (the last
@@ -335,9 +335,9 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 	if err := q.RoomEventProjInsert(ctx, &rb.b, row); err != nil {
 		return err
 	}
-	rb.events[d.EventID] = batchEvent{typ: ev.Type(), version: d.RoomVersion, event: client}
+	rb.events[d.EventID] = batchEvent{room: d.RoomID, typ: ev.Type(), version: d.RoomVersion, event: client}
 	if target := ev.Redacts(); target != "" {
-		return rb.redact(target, d.EventID)
+		return rb.redact(d.RoomID, target, d.EventID)
 	}
 	return nil
 }
@@ -345,7 +345,7 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 // redact replaces the stored form of target with its redaction (spec: client-server
 // API, "Redactions"): every read model reads events from here, so the content is gone
 // everywhere at once. Its relation goes too (m.relates_to does not survive).
-func (rb *roomsBatch) redact(target, redaction string) error {
+func (rb *roomsBatch) redact(room, target, redaction string) error {
 	be, ok := rb.events[target]
 	if !ok {
 		row, err := rb.q.RoomEventProjGet(rb.ctx, rb.tx, target)
@@ -356,7 +356,10 @@ func (rb *roomsBatch) redact(target, redaction string) error {
 		if err != nil {
 			return err
 		}
-		be = batchEvent{typ: row.Type, version: row.RoomVersion, event: []byte(row.Event)}
+		be = batchEvent{room: row.RoomID, typ: row.Type, version: row.RoomVersion, event: []byte(row.Event)}
+	}
+	if be.room != room {
+		return nil // a redaction applies only to an event of its own room
 	}
 	var ce map[string]json.RawMessage
 	if err := json.Unmarshal(be.event, &ce); err != nil {
@@ -370,6 +373,6 @@ func (rb *roomsBatch) redact(target, redaction string) error {
 	if err != nil {
 		return err
 	}
-	rb.events[target] = batchEvent{typ: be.typ, version: be.version, event: redacted}
+	rb.events[target] = batchEvent{room: be.room, typ: be.typ, version: be.version, event: redacted}
 	return rb.q.RoomEventProjRedact(rb.ctx, &rb.b, projdb.RoomEventProjRedactParams{Event: redacted, RedactedBecause: &redaction, EventID: target})
 }

@@ -75,13 +75,14 @@ func (q *Queries) RoomAliasProjInsert(ctx context.Context, db DBTX, arg RoomAlia
 }
 
 const roomEventProjGet = `-- name: RoomEventProjGet :one
-SELECT e.event_id, e.type, e.event::text AS event, r.room_version
+SELECT e.event_id, e.room_id, e.type, e.event::text AS event, r.room_version
 FROM room_events e JOIN rooms r ON r.room_id = e.room_id
 WHERE e.event_id = $1
 `
 
 type RoomEventProjGetRow struct {
 	EventID     string
+	RoomID      string
 	Type        string
 	Event       string
 	RoomVersion string
@@ -92,6 +93,7 @@ func (q *Queries) RoomEventProjGet(ctx context.Context, db DBTX, eventID string)
 	var i RoomEventProjGetRow
 	err := row.Scan(
 		&i.EventID,
+		&i.RoomID,
 		&i.Type,
 		&i.Event,
 		&i.RoomVersion,

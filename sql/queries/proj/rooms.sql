@@ -21,7 +21,7 @@ VALUES (@stream_ordering, @event_id, @room_id, @type, @state_key, @sender, @orig
     @replaces_state, @visibility, @membership, @txn_id, @txn_device, @rel_type, @relates_to);
 
 -- name: RoomEventProjGet :one
-SELECT e.event_id, e.type, e.event::text AS event, r.room_version
+SELECT e.event_id, e.room_id, e.type, e.event::text AS event, r.room_version
 FROM room_events e JOIN rooms r ON r.room_id = e.room_id
 WHERE e.event_id = @event_id;
 
