@@ -70,6 +70,7 @@ type room struct {
 	tx          pgx.Tx
 	id, version string
 	depth       int64
+	published   bool // listed in the room directory
 	extremities []*pdus.Event
 	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
 	news        []eventlog.NewEvent
@@ -107,7 +108,7 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 	if err != nil {
 		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
-	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, state: map[pdus.StateKey]*pdus.Event{}}
+	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, published: row.Published, state: map[pdus.StateKey]*pdus.Event{}}
 	if row.HeadVersion > 0 {
 		knowHead(ctx, eventlog.RoomStream(roomID), eventlog.StreamHead{Version: row.HeadVersion, Hash: row.HeadHash})
 	}

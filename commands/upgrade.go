@@ -146,7 +146,26 @@ func (c *Commands) UpgradeRoom(ctx context.Context, meta Meta, roomID, user, ver
 			}
 		}
 
+		// The old room's canonical alias no longer names aliases that now point at the
+		// new room (as Synapse does).
+		if ca, err := old.current(ctx, "m.room.canonical_alias", ""); err != nil {
+			return nil, err
+		} else if ca != nil && len(gjson.GetBytes(ca.PDU.Content, "alias").Str)+len(gjson.GetBytes(ca.PDU.Content, "alt_aliases").Array()) > 0 &&
+			levels.UserLevel(user) >= levels.EventLevel("m.room.canonical_alias", true) {
+			if err := add(old, "m.room.canonical_alias", "", json.RawMessage(`{}`)); err != nil {
+				return nil, err
+			}
+		}
+
 		news := append(nr.news, old.news...)
+		if old.published {
+			// The directory lists the new room instead of the old.
+			news = append(news,
+				eventlog.NewEvent{Stream: eventlog.RoomStream(newID), Type: eventlog.TypeRoomPublished,
+					Data: eventlog.RoomPublished{RoomID: newID, Public: true}, ExpectVersion: eventlog.AnyVersion},
+				eventlog.NewEvent{Stream: eventlog.RoomStream(roomID), Type: eventlog.TypeRoomPublished,
+					Data: eventlog.RoomPublished{RoomID: roomID, Public: false}, ExpectVersion: eventlog.AnyVersion})
+		}
 		aliases, err := c.q.RoomAliasesByRoom(ctx, tx, roomID)
 		if err != nil {
 			return nil, err

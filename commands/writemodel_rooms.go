@@ -72,6 +72,12 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 				UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
 			})
 		}
+	case eventlog.TypeRoomPublished:
+		var d eventlog.RoomPublished
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomSetPublished(ctx, db, writedb.RoomSetPublishedParams{RoomID: d.RoomID, Published: d.Public})
 	case eventlog.TypeAliasCreated:
 		var d eventlog.AliasCreated
 		if err := e.Decode(&d); err != nil {

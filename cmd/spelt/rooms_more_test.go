@@ -272,7 +272,7 @@ func TestUpgradeRoom(t *testing.T) {
 	ctx := context.Background()
 	s := newTestEnv(t, nil).start()
 	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Old", Topic: "t", RoomAliasName: "up", RoomVersion: "9"})
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Old", Topic: "t", RoomAliasName: "up", RoomVersion: "9", Visibility: "public"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +315,19 @@ func TestUpgradeRoom(t *testing.T) {
 	res, err := bob.ResolveAlias(ctx, "#up:spelt.test")
 	if err != nil || res.RoomID != newRoom {
 		t.Fatalf("alias points at %+v (%v), want the new room", res, err)
+	}
+	// The directory lists the new room instead; the old room's canonical alias is gone.
+	dir, err := bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{})
+	if err != nil || len(dir.Chunk) != 1 || dir.Chunk[0].RoomID != newRoom {
+		t.Fatalf("public rooms after the upgrade: %+v %v", dir, err)
+	}
+	var oldAlias event.CanonicalAliasEventContent
+	if err := bob.StateEvent(ctx, old, event.StateCanonicalAlias, "", &oldAlias); err != nil || oldAlias.Alias != "" {
+		t.Fatalf("old room's canonical alias %+v %v", oldAlias, err)
+	}
+	var newAlias event.CanonicalAliasEventContent
+	if err := alice.StateEvent(ctx, newRoom, event.StateCanonicalAlias, "", &newAlias); err != nil || newAlias.Alias != "#up:spelt.test" {
+		t.Fatalf("new room's canonical alias %+v %v", newAlias, err)
 	}
 	// Bob follows the tombstone; in the old room he can no longer talk.
 	if _, err := bob.JoinRoomByID(ctx, newRoom); err != nil {

@@ -189,6 +189,7 @@ type WritemodelRoom struct {
 	RoomID      string
 	RoomVersion string
 	MaxDepth    int64
+	Published   bool
 }
 
 type WritemodelRoomAlias struct {

@@ -184,9 +184,15 @@ const roomGet = `-- name: RoomGet :one
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = $1
 `
 
-func (q *Queries) RoomGet(ctx context.Context, db DBTX, roomID string) (WritemodelRoom, error) {
+type RoomGetRow struct {
+	RoomID      string
+	RoomVersion string
+	MaxDepth    int64
+}
+
+func (q *Queries) RoomGet(ctx context.Context, db DBTX, roomID string) (RoomGetRow, error) {
 	row := db.QueryRow(ctx, roomGet, roomID)
-	var i WritemodelRoom
+	var i RoomGetRow
 	err := row.Scan(&i.RoomID, &i.RoomVersion, &i.MaxDepth)
 	return i, err
 }
@@ -250,7 +256,7 @@ func (q *Queries) RoomMembersByMembership(ctx context.Context, db DBTX, arg Room
 }
 
 const roomOpen = `-- name: RoomOpen :one
-SELECT r.room_version, r.max_depth,
+SELECT r.room_version, r.max_depth, r.published,
     coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
         FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
@@ -280,6 +286,7 @@ type RoomOpenParams struct {
 type RoomOpenRow struct {
 	RoomVersion string
 	MaxDepth    int64
+	Published   bool
 	Extremities string
 	State       string
 	TxnEvent    string
@@ -304,6 +311,7 @@ func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (Ro
 	err := row.Scan(
 		&i.RoomVersion,
 		&i.MaxDepth,
+		&i.Published,
 		&i.Extremities,
 		&i.State,
 		&i.TxnEvent,
@@ -324,6 +332,20 @@ type RoomSetDepthParams struct {
 
 func (q *Queries) RoomSetDepth(ctx context.Context, db DBTX, arg RoomSetDepthParams) error {
 	_, err := db.Exec(ctx, roomSetDepth, arg.Depth, arg.RoomID)
+	return err
+}
+
+const roomSetPublished = `-- name: RoomSetPublished :exec
+UPDATE writemodel.rooms SET published = $1 WHERE room_id = $2
+`
+
+type RoomSetPublishedParams struct {
+	Published bool
+	RoomID    string
+}
+
+func (q *Queries) RoomSetPublished(ctx context.Context, db DBTX, arg RoomSetPublishedParams) error {
+	_, err := db.Exec(ctx, roomSetPublished, arg.Published, arg.RoomID)
 	return err
 }
 

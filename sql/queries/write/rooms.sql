@@ -10,6 +10,9 @@ SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @r
 -- name: RoomInsert :exec
 INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES (@room_id, @room_version, @max_depth);
 
+-- name: RoomSetPublished :exec
+UPDATE writemodel.rooms SET published = @published WHERE room_id = @room_id;
+
 -- name: RoomSetDepth :exec
 UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth) WHERE room_id = @room_id;
 
@@ -77,7 +80,7 @@ SELECT alias FROM writemodel.room_aliases WHERE room_id = @room_id ORDER BY alia
 -- Everything a command needs to build a room's next event, in one round trip: the room,
 -- its forward extremities, the current state events of the given keys, and the event
 -- of an earlier attempt of the client transaction, if any.
-SELECT r.room_version, r.max_depth,
+SELECT r.room_version, r.max_depth, r.published,
     coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
         FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
