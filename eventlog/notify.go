@@ -33,6 +33,37 @@ type Notifier struct {
 	// append's types are unknown.
 	types map[string]bool
 	all   bool
+	// peers are the other serving processes heard from, with when; greet asks send to
+	// say this process is here.
+	peers map[string]time.Time
+	greet bool
+}
+
+// Peer messages: a serving process says hello when it starts listening, every process
+// that hears it answers here, and each says here again every peerHeartbeat. A process
+// that has heard no peer for peerTimeout sends no NOTIFY for its appends: nobody else
+// would read them.
+const (
+	peerHello     = "!hello"
+	peerHere      = "!here"
+	peerHeartbeat = 30 * time.Second
+	peerTimeout   = 2*peerHeartbeat + 10*time.Second
+)
+
+// HasPeers reports whether another serving process shares the database (heard from
+// within peerTimeout); tools that append without a Notifier use Announce, which every
+// process hears.
+func (n *Notifier) HasPeers() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	for id, at := range n.peers {
+		if now.Sub(at) < peerTimeout {
+			return true
+		}
+		delete(n.peers, id)
+	}
+	return false
 }
 
 // NewNotifier returns a Notifier; Run must be running for other processes to hear it.
@@ -44,6 +75,7 @@ func NewNotifier(pool *pgxpool.Pool, logger *slog.Logger) *Notifier {
 		pending:  make(chan struct{}, 1),
 		subs:     make(map[chan struct{}]func(string) bool),
 		types:    make(map[string]bool),
+		peers:    make(map[string]time.Time),
 	}
 }
 
@@ -141,14 +173,42 @@ func (n *Notifier) Run(ctx context.Context) error {
 }
 
 func (n *Notifier) send(ctx context.Context) {
+	heartbeat := time.NewTicker(peerHeartbeat)
+	defer heartbeat.Stop()
 	for {
+		var payload string
 		select {
 		case <-ctx.Done():
 			return
+		case <-heartbeat.C:
+			payload = n.instance + "|" + peerHere
 		case <-n.pending:
+			n.mu.Lock()
+			greet := n.greet
+			n.greet = false
+			n.mu.Unlock()
+			switch {
+			case greet:
+				payload = n.instance + "|" + peerHere
+			case n.HasPeers():
+				payload = n.payload()
+			default:
+				n.payload() // nobody listens: drop what was pending
+				continue
+			}
 		}
-		if _, err := n.pool.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, n.payload()); err != nil && ctx.Err() == nil {
+		if _, err := n.pool.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, payload); err != nil && ctx.Err() == nil {
 			n.logger.WarnContext(ctx, "notify failed", slog.Any("err", err))
+		}
+		n.mu.Lock()
+		waiting := n.all || len(n.types) > 0
+		n.mu.Unlock()
+		if payload == n.instance+"|"+peerHere && waiting {
+			// The greeting went first; what was appended meanwhile goes now.
+			select {
+			case n.pending <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -183,6 +243,9 @@ func (n *Notifier) listenOnce(ctx context.Context) error {
 	}
 	// Appends that committed before LISTEN took effect were not announced to us.
 	n.wakeLocal(nil)
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, n.instance+"|"+peerHello); err != nil {
+		return err
+	}
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -194,9 +257,28 @@ func (n *Notifier) listenOnce(ctx context.Context) error {
 		// Another process's appends wake every reader here, whatever their types: a
 		// request there may be waiting for any projector here to pass its write
 		// (WaitFor), and a round trip to ask for it would cost more than a poll.
-		if instance, _ := parsePayload(note.Payload); instance != n.instance {
-			n.wakeLocal(nil)
+		instance, types := parsePayload(note.Payload)
+		if instance == n.instance {
+			continue
 		}
+		if len(types) == 1 && (types[0] == peerHello || types[0] == peerHere) {
+			n.mu.Lock()
+			if instance != "" {
+				n.peers[instance] = time.Now()
+			}
+			if types[0] == peerHello {
+				n.greet = true
+			}
+			n.mu.Unlock()
+			if types[0] == peerHello {
+				select {
+				case n.pending <- struct{}{}:
+				default:
+				}
+			}
+			continue
+		}
+		n.wakeLocal(nil)
 	}
 }
 

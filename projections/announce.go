@@ -29,6 +29,8 @@ type announcer struct {
 	pool     *pgxpool.Pool
 	instance string
 	signal   chan struct{}
+	// peers reports whether another process may be listening; nil: assume so.
+	peers func() bool
 
 	mu      sync.Mutex
 	pending map[string]bool
@@ -73,6 +75,9 @@ func (a *announcer) run(ctx context.Context, logger *slog.Logger) {
 		}
 		clear(a.pending)
 		a.mu.Unlock()
+		if a.peers != nil && !a.peers() {
+			continue // no other process waits on these projectors
+		}
 		payload := a.instance + " " + strings.Join(names, ",")
 		if _, err := a.pool.Exec(ctx, "SELECT pg_notify($1, $2)", projectedChannel, payload); err != nil && ctx.Err() == nil {
 			logger.WarnContext(ctx, "announcing projector progress failed", slog.Any("err", err))

@@ -68,6 +68,9 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		RebuildBatchSize: 5000,
 		IdlePoll:         500 * time.Millisecond,
 	}
+	if notifier != nil {
+		r.announce.peers = notifier.HasPeers
+	}
 	for _, p := range projectors {
 		r.states[p.Name()] = newState()
 		r.release[p.Name()] = make(chan struct{}, 1)
