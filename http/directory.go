@@ -234,33 +234,13 @@ func (s *Server) postPublicRooms(c echo.Context) error {
 	return s.publicRooms(c, q)
 }
 
-// publicRoom is an entry of the room directory (PublicRoomsChunk).
-type publicRoom struct {
-	RoomID           string  `json:"room_id"`
-	NumJoinedMembers int64   `json:"num_joined_members"`
-	WorldReadable    bool    `json:"world_readable"`
-	GuestCanJoin     bool    `json:"guest_can_join"`
-	Name             string  `json:"name,omitempty"`
-	Topic            string  `json:"topic,omitempty"`
-	AvatarURL        string  `json:"avatar_url,omitempty"`
-	CanonicalAlias   string  `json:"canonical_alias,omitempty"`
-	JoinRule         string  `json:"join_rule,omitempty"`
-	RoomType         *string `json:"room_type,omitempty"`
-}
 
 func (s *Server) publicRooms(c echo.Context, req queries.PublicRoomsRequest) error {
 	res, err := s.q.PublicRooms(c.Request().Context(), req)
 	if err != nil {
 		return err
 	}
-	chunk := make([]publicRoom, len(res.Chunk))
-	for i, r := range res.Chunk {
-		chunk[i] = publicRoom{
-			RoomID: r.RoomID, NumJoinedMembers: r.NumJoinedMembers, WorldReadable: r.WorldReadable, GuestCanJoin: r.GuestCanJoin,
-			Name: r.Name, Topic: r.Topic, AvatarURL: r.AvatarURL, CanonicalAlias: r.CanonicalAlias, JoinRule: r.JoinRule, RoomType: r.RoomType,
-		}
-	}
-	body := map[string]any{"chunk": chunk, "total_room_count_estimate": res.Total}
+	body := map[string]any{"chunk": res.Chunk, "total_room_count_estimate": res.Total}
 	if res.NextBatch != "" {
 		body["next_batch"] = res.NextBatch
 	}

@@ -98,17 +98,7 @@ type PublicRoomsRequest struct {
 }
 
 // PublicRoom is an entry of the room directory.
-type PublicRoom struct {
-	RoomID           string
-	RoomType         *string
-	NumJoinedMembers int64
-	Name, Topic      string
-	AvatarURL        string
-	CanonicalAlias   string
-	JoinRule         string
-	WorldReadable    bool
-	GuestCanJoin     bool
-}
+type PublicRoom = RoomChunk
 
 // PublicRooms is a page of the room directory.
 type PublicRooms struct {

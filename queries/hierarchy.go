@@ -11,20 +11,26 @@ import (
 	"spelt.dev/spelt/sql/gen/readdb"
 )
 
-// SpaceRoom is one room of GET /hierarchy: the public rooms chunk of the spec plus the
-// space's m.space.child events.
+// RoomChunk is a room as the room directory and space hierarchies show it (the spec's
+// PublicRoomsChunk).
+type RoomChunk struct {
+	RoomID           string  `json:"room_id"`
+	NumJoinedMembers int64   `json:"num_joined_members"`
+	WorldReadable    bool    `json:"world_readable"`
+	GuestCanJoin     bool    `json:"guest_can_join"`
+	Name             string  `json:"name,omitempty"`
+	Topic            string  `json:"topic,omitempty"`
+	AvatarURL        string  `json:"avatar_url,omitempty"`
+	CanonicalAlias   string  `json:"canonical_alias,omitempty"`
+	JoinRule         string  `json:"join_rule,omitempty"`
+	RoomType         *string `json:"room_type,omitempty"`
+}
+
+// SpaceRoom is one room of GET /hierarchy: its RoomChunk plus the space's
+// m.space.child events.
 type SpaceRoom struct {
-	RoomID           string            `json:"room_id"`
-	NumJoinedMembers int64             `json:"num_joined_members"`
-	WorldReadable    bool              `json:"world_readable"`
-	GuestCanJoin     bool              `json:"guest_can_join"`
-	Name             string            `json:"name,omitempty"`
-	Topic            string            `json:"topic,omitempty"`
-	AvatarURL        string            `json:"avatar_url,omitempty"`
-	CanonicalAlias   string            `json:"canonical_alias,omitempty"`
-	JoinRule         string            `json:"join_rule,omitempty"`
-	RoomType         string            `json:"room_type,omitempty"`
-	ChildrenState    []json.RawMessage `json:"children_state"`
+	RoomChunk
+	ChildrenState []json.RawMessage `json:"children_state"`
 
 	children []spaceChild
 	allow    []string // rooms whose members may join (restricted join rules)
@@ -64,7 +70,7 @@ func (q *Queries) summaries(ctx context.Context, rooms []string) (map[string]*Sp
 		return nil, err
 	}
 	for _, t := range types {
-		out[t.RoomID] = &SpaceRoom{RoomID: t.RoomID, RoomType: deref(t.RoomType), ChildrenState: []json.RawMessage{}}
+		out[t.RoomID] = &SpaceRoom{RoomChunk: RoomChunk{RoomID: t.RoomID, RoomType: t.RoomType}, ChildrenState: []json.RawMessage{}}
 	}
 	counts, err := q.q.RoomJoinedCounts(ctx, q.pool, rooms)
 	if err != nil {

@@ -277,9 +277,8 @@ func (q *Queries) Messages(ctx context.Context, v Viewer, req MessagesRequest) (
 				return Messages{}, fmt.Errorf("messages: %w", err)
 			}
 			for _, r := range rs {
-				rows = append(rows, &eventRow{StreamOrdering: r.StreamOrdering, EventID: r.EventID, RoomID: req.RoomID, Type: r.Type, StateKey: r.StateKey,
-					Sender: r.Sender, OriginServerTs: r.OriginServerTs, Event: r.Event, ReplacesState: r.ReplacesState, RedactedBecause: r.RedactedBecause,
-					Visibility: r.Visibility, Membership: r.Membership, TxnID: r.TxnID, TxnDevice: r.TxnDevice})
+				e := eventRow(r)
+				rows = append(rows, &e)
 			}
 		} else {
 			upper := last
@@ -291,9 +290,8 @@ func (q *Queries) Messages(ctx context.Context, v Viewer, req MessagesRequest) (
 				return Messages{}, fmt.Errorf("messages: %w", err)
 			}
 			for _, r := range rs {
-				rows = append(rows, &eventRow{StreamOrdering: r.StreamOrdering, EventID: r.EventID, RoomID: req.RoomID, Type: r.Type, StateKey: r.StateKey,
-					Sender: r.Sender, OriginServerTs: r.OriginServerTs, Event: r.Event, ReplacesState: r.ReplacesState, RedactedBecause: r.RedactedBecause,
-					Visibility: r.Visibility, Membership: r.Membership, TxnID: r.TxnID, TxnDevice: r.TxnDevice})
+				e := eventRow(r)
+				rows = append(rows, &e)
 			}
 		}
 		if int64(len(rows)) < n {

@@ -132,7 +132,7 @@ func (q *Queries) RoomEventByID(ctx context.Context, db DBTX, eventID string) (R
 }
 
 const roomEventsBackward = `-- name: RoomEventsBackward :many
-SELECT stream_ordering, event_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
+SELECT stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
        redacted_because, visibility, membership, txn_id, txn_device
 FROM room_events
 WHERE room_id = $1 AND stream_ordering <= $2 AND stream_ordering > $3
@@ -149,6 +149,7 @@ type RoomEventsBackwardParams struct {
 type RoomEventsBackwardRow struct {
 	StreamOrdering  int64
 	EventID         string
+	RoomID          string
 	Type            string
 	StateKey        *string
 	Sender          string
@@ -179,6 +180,7 @@ func (q *Queries) RoomEventsBackward(ctx context.Context, db DBTX, arg RoomEvent
 		if err := rows.Scan(
 			&i.StreamOrdering,
 			&i.EventID,
+			&i.RoomID,
 			&i.Type,
 			&i.StateKey,
 			&i.Sender,
@@ -260,7 +262,7 @@ func (q *Queries) RoomEventsByIDs(ctx context.Context, db DBTX, eventIds []strin
 }
 
 const roomEventsForward = `-- name: RoomEventsForward :many
-SELECT stream_ordering, event_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
+SELECT stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
        redacted_because, visibility, membership, txn_id, txn_device
 FROM room_events
 WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3
@@ -277,6 +279,7 @@ type RoomEventsForwardParams struct {
 type RoomEventsForwardRow struct {
 	StreamOrdering  int64
 	EventID         string
+	RoomID          string
 	Type            string
 	StateKey        *string
 	Sender          string
@@ -307,6 +310,7 @@ func (q *Queries) RoomEventsForward(ctx context.Context, db DBTX, arg RoomEvents
 		if err := rows.Scan(
 			&i.StreamOrdering,
 			&i.EventID,
+			&i.RoomID,
 			&i.Type,
 			&i.StateKey,
 			&i.Sender,

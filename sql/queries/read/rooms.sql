@@ -8,14 +8,14 @@ WHERE room_id = @room_id AND type = 'm.room.member' AND state_key = @user_id
 ORDER BY from_ordering;
 
 -- name: RoomEventsBackward :many
-SELECT stream_ordering, event_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
+SELECT stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
        redacted_because, visibility, membership, txn_id, txn_device
 FROM room_events
 WHERE room_id = @room_id AND stream_ordering <= @before AND stream_ordering > @after
 ORDER BY stream_ordering DESC LIMIT @lim;
 
 -- name: RoomEventsForward :many
-SELECT stream_ordering, event_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
+SELECT stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
        redacted_because, visibility, membership, txn_id, txn_device
 FROM room_events
 WHERE room_id = @room_id AND stream_ordering > @after AND stream_ordering <= @before
