@@ -234,7 +234,6 @@ func (s *Server) postPublicRooms(c echo.Context) error {
 	return s.publicRooms(c, q)
 }
 
-
 func (s *Server) publicRooms(c echo.Context, req queries.PublicRoomsRequest) error {
 	res, err := s.q.PublicRooms(c.Request().Context(), req)
 	if err != nil {
