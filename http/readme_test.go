@@ -35,6 +35,9 @@ func TestReadmeEndpointTable(t *testing.T) {
 		routed[r.Method+" "+path] = true
 	}
 	for ep, status := range listed {
+		// The spec lists a second operation of one route with a trailing space (the
+		// third-party form of /invite); the route is the same.
+		ep := strings.TrimSpace(ep)
 		if status == "done" && !routed[ep] {
 			t.Errorf("README marks %s done, but it is not routed", ep)
 		}

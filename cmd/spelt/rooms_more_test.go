@@ -508,6 +508,8 @@ func TestRoomBadInput(t *testing.T) {
 		{"create again", "PUT", "/rooms/" + room + "/state/m.room.create/", `{}`, 403, "M_FORBIDDEN"},
 		{"redact unknown", "PUT", "/rooms/" + room + "/redact/$nope/t4", `{}`, 404, "M_NOT_FOUND"},
 		{"invite without user", "POST", "/rooms/" + room + "/invite", `{}`, 400, "M_MISSING_PARAM"},
+		{"invite by e-mail without an identity server", "POST", "/rooms/" + room + "/invite",
+			`{"id_server":"id.example","id_access_token":"t","medium":"email","address":"a@example.org"}`, 400, "M_SERVER_NOT_TRUSTED"},
 		{"kick non-member", "POST", "/rooms/" + room + "/kick", `{"user_id":"@zed:spelt.test"}`, 403, "M_FORBIDDEN"},
 		{"join garbage", "POST", "/join/garbage", `{}`, 400, "M_INVALID_PARAM"},
 		{"join unknown alias", "POST", "/join/%23nope:spelt.test", `{}`, 404, "M_NOT_FOUND"},
