@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -76,7 +78,7 @@ func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePass
 // every device and token of it is gone.
 func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, erase bool, auth *AuthDict) (eventlog.Position, error) {
 	ok := c.checkUIAPassword(ctx, userID, auth)
-	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
+	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		flows, err := c.reauthFlows(ctx, tx, userID)
 		if err != nil {
 			return nil, err
@@ -91,6 +93,26 @@ func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, era
 			Data: eventlog.AccountDeactivated{UserID: userID, Erase: erase},
 		}), nil
 	})
+	if err != nil {
+		return pos, err
+	}
+	// A deactivated user leaves every room they are in, invited to or knocking on, as
+	// Synapse does; each room is its own command (and lock).
+	rooms, err := c.q.RoomsOfMember(ctx, c.pool, userID)
+	if err != nil {
+		return pos, fmt.Errorf("deactivate: rooms: %w", err)
+	}
+	for _, roomID := range rooms {
+		sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: userID, Target: userID, Action: ActionLeave})
+		if err != nil {
+			c.logger.WarnContext(ctx, "deactivated user could not leave a room", slog.String("room_id", roomID), slog.Any("err", err))
+			continue
+		}
+		if pos.Less(sent.Position) {
+			pos = sent.Position
+		}
+	}
+	return pos, nil
 }
 
 // DeleteDevices logs out the user's devices (DELETE /devices/{deviceId}, POST

@@ -539,3 +539,35 @@ func TestRoomBadInput(t *testing.T) {
 		wantErr(t, err, http.StatusNotFound, "M_NOT_FOUND")
 	}
 }
+
+// TestDeactivationLeavesRooms: a deactivated user leaves their rooms and declines their
+// invites.
+func TestDeactivationLeavesRooms(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	joined, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, joined.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	invited, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{bob.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := s.raw("POST", "/_matrix/client/v3/account/deactivate", bob.AccessToken, []byte(`{}`))
+	session, _ := body["session"].(string)
+	req := mustJSON(t, map[string]any{"auth": passwordAuth(session, "bob", "correct horse battery staple")})
+	if status, _, body := s.raw("POST", "/_matrix/client/v3/account/deactivate", bob.AccessToken, req); status != 200 {
+		t.Fatalf("deactivate: %d %v", status, body)
+	}
+	for _, room := range []id.RoomID{joined.RoomID, invited.RoomID} {
+		var member event.MemberEventContent
+		if err := alice.StateEvent(ctx, room, event.StateMember, string(bob.ID), &member); err != nil || member.Membership != event.MembershipLeave {
+			t.Errorf("bob's membership of %s after deactivation: %+v %v", room, member, err)
+		}
+	}
+}

@@ -507,3 +507,30 @@ func (q *Queries) RoomTxnInsert(ctx context.Context, db DBTX, arg RoomTxnInsertP
 	)
 	return err
 }
+
+const roomsOfMember = `-- name: RoomsOfMember :many
+SELECT room_id FROM writemodel.room_state
+WHERE type = 'm.room.member' AND state_key = $1 AND membership IN ('join', 'invite', 'knock')
+ORDER BY room_id
+`
+
+// The rooms a user is joined to, invited to or knocking on.
+func (q *Queries) RoomsOfMember(ctx context.Context, db DBTX, userID string) ([]string, error) {
+	rows, err := db.Query(ctx, roomsOfMember, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var room_id string
+		if err := rows.Scan(&room_id); err != nil {
+			return nil, err
+		}
+		items = append(items, room_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

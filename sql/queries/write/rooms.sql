@@ -95,3 +95,9 @@ SELECT r.room_version, r.max_depth, r.published,
     (SELECT h.hash FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
         ORDER BY h.stream_version DESC LIMIT 1) AS head_hash
 FROM writemodel.rooms r WHERE r.room_id = @room_id;
+
+-- name: RoomsOfMember :many
+-- The rooms a user is joined to, invited to or knocking on.
+SELECT room_id FROM writemodel.room_state
+WHERE type = 'm.room.member' AND state_key = @user_id AND membership IN ('join', 'invite', 'knock')
+ORDER BY room_id;
