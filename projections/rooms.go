@@ -27,18 +27,18 @@ type Rooms struct{}
 func (Rooms) Name() string { return "rooms" }
 
 // Version implements Projector.
-func (Rooms) Version() int { return 1 }
+func (Rooms) Version() int { return 2 }
 
 // Tables implements Projector.
 func (Rooms) Tables() []string {
-	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports"}
+	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports", "erased_users"}
 }
 
 // Handles implements Projector.
 func (Rooms) Handles(t string) bool {
 	switch t {
 	case eventlog.TypeRoomEventAccepted, eventlog.TypeRoomPublished, eventlog.TypeAliasCreated, eventlog.TypeAliasDeleted,
-		eventlog.TypeRoomForgotten, eventlog.TypeEventReported:
+		eventlog.TypeRoomForgotten, eventlog.TypeEventReported, eventlog.TypeAccountDeactivated:
 		return true
 	}
 	return false
@@ -184,6 +184,16 @@ func (rb *roomsBatch) apply(e eventlog.Event) error {
 			return err
 		}
 		return q.RoomAliasProjDelete(ctx, &rb.b, d.Alias)
+	case eventlog.TypeAccountDeactivated:
+		var d eventlog.AccountDeactivated
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		if !d.Erase {
+			return nil
+		}
+		// Erased from now on: the events so far are what users already there saw.
+		return q.ErasedUserInsert(ctx, &rb.b, projdb.ErasedUserInsertParams{UserID: d.UserID, ErasedAt: rb.next})
 	case eventlog.TypeRoomForgotten:
 		var d eventlog.RoomForgotten
 		if err := e.Decode(&d); err != nil {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"spelt.dev/spelt/internal/pdus"
 	"spelt.dev/spelt/sql/gen/readdb"
 )
 
@@ -126,9 +128,16 @@ func (q *Queries) render(ctx context.Context, db readdb.DBTX, v Viewer, rows []*
 	if err != nil {
 		return nil, err
 	}
+	erased, err := q.erasedFor(ctx, db, v, rows)
+	if err != nil {
+		return nil, err
+	}
 	now := q.now().UnixMilli()
 	out := make([]json.RawMessage, 0, len(rows))
 	for _, r := range rows {
+		if version, ok := erased[r.EventID]; ok {
+			r = erasedCopy(r, version)
+		}
 		b, err := q.renderOne(r, v, now, related, aggs[r.EventID])
 		if err != nil {
 			return nil, err
@@ -578,4 +587,80 @@ func (q *Queries) TimestampToEvent(ctx context.Context, v Viewer, roomID string,
 		return "", 0, ErrEventNotFound
 	}
 	return r.EventID, r.OriginServerTs, err
+}
+
+// erasedFor returns, by event ID, the events of rows the viewer must get redacted
+// because their sender deactivated with erase (spec: POST /account/deactivate: users
+// who join the room after the erasure are served redacted copies; those who could see
+// the events before still can), with their room version.
+func (q *Queries) erasedFor(ctx context.Context, db readdb.DBTX, v Viewer, rows []*eventRow) (map[string]string, error) {
+	var senders []string
+	for _, r := range rows {
+		if r.Sender != v.UserID && r.RedactedBecause == nil && !slices.Contains(senders, r.Sender) {
+			senders = append(senders, r.Sender)
+		}
+	}
+	if len(senders) == 0 {
+		return nil, nil
+	}
+	list, err := q.q.ErasedUsers(ctx, db, senders)
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	erasedAt := map[string]int64{}
+	for _, e := range list {
+		erasedAt[e.UserID] = e.ErasedAt
+	}
+	out := map[string]string{}
+	rooms := map[string]struct {
+		a       access
+		version string
+	}{}
+	for _, r := range rows {
+		at, ok := erasedAt[r.Sender]
+		if !ok || r.Sender == v.UserID || r.RedactedBecause != nil {
+			continue
+		}
+		room, ok := rooms[r.RoomID]
+		if !ok {
+			a, err := q.access(ctx, db, r.RoomID, v.UserID)
+			if err != nil {
+				return nil, err
+			}
+			info, err := q.q.RoomInfo(ctx, db, r.RoomID)
+			if err != nil {
+				return nil, err
+			}
+			room.a, room.version = a, info.RoomVersion
+			rooms[r.RoomID] = room
+		}
+		// The viewer saw the room before the erasure if one of their stays began before it.
+		before := false
+		for _, sp := range room.a.spans {
+			if sp.membership == "join" && sp.from <= at {
+				before = true
+				break
+			}
+		}
+		if !before {
+			out[r.EventID] = room.version
+		}
+	}
+	return out, nil
+}
+
+// erasedCopy is r with its content redacted by the rules of room version version.
+func erasedCopy(r *eventRow, version string) *eventRow {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal([]byte(r.Event), &ev) != nil {
+		return r
+	}
+	ev["content"] = pdus.RedactContent(version, r.Type, ev["content"])
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return r
+	}
+	c := *r
+	c.Event = string(b)
+	return &c
 }

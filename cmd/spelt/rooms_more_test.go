@@ -571,3 +571,50 @@ func TestDeactivationLeavesRooms(t *testing.T) {
 		}
 	}
 }
+
+// TestDeactivationErase: after a user deactivates with erase, users who join later get
+// their messages redacted; users who were there keep seeing them.
+func TestDeactivationErase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob, carol := s.user(ctx, "alice"), s.user(ctx, "bob"), s.user(ctx, "carol")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bob.SendText(ctx, room, "my secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := s.raw("POST", "/_matrix/client/v3/account/deactivate", bob.AccessToken, []byte(`{"erase":true}`))
+	session, _ := body["session"].(string)
+	req := mustJSON(t, map[string]any{"erase": true, "auth": passwordAuth(session, "bob", "correct horse battery staple")})
+	if status, _, body := s.raw("POST", "/_matrix/client/v3/account/deactivate", bob.AccessToken, req); status != 200 {
+		t.Fatalf("deactivate: %d %v", status, body)
+	}
+	if _, err := carol.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := alice.GetEvent(ctx, room, msg.EventID)
+	if err != nil || seen.Content.Raw["body"] != "my secret" {
+		t.Fatalf("alice, there before the erasure: %+v %v", seen.Content.Raw, err)
+	}
+	late, err := carol.GetEvent(ctx, room, msg.EventID)
+	if err != nil || len(late.Content.Raw) != 0 {
+		t.Fatalf("carol, who joined after the erasure: %+v %v", late.Content.Raw, err)
+	}
+	page, err := carol.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range page.Chunk {
+		if e.ID == msg.EventID && len(e.Content.Raw) != 0 {
+			t.Fatalf("carol's /messages has the erased content: %v", e.Content.Raw)
+		}
+	}
+}

@@ -38,6 +38,11 @@ type Device struct {
 	LastSeenTs  *time.Time
 }
 
+type ErasedUser struct {
+	UserID   string
+	ErasedAt int64
+}
+
 type EventReport struct {
 	ReportID   int64
 	RoomID     string

@@ -10,6 +10,20 @@ import (
 	"time"
 )
 
+const erasedUserInsert = `-- name: ErasedUserInsert :exec
+INSERT INTO erased_users (user_id, erased_at) VALUES ($1, $2) ON CONFLICT DO NOTHING
+`
+
+type ErasedUserInsertParams struct {
+	UserID   string
+	ErasedAt int64
+}
+
+func (q *Queries) ErasedUserInsert(ctx context.Context, db DBTX, arg ErasedUserInsertParams) error {
+	_, err := db.Exec(ctx, erasedUserInsert, arg.UserID, arg.ErasedAt)
+	return err
+}
+
 const eventReportInsert = `-- name: EventReportInsert :exec
 INSERT INTO event_reports (report_id, room_id, event_id, reporter, reason, score, reported_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -9,6 +9,30 @@ import (
 	"context"
 )
 
+const erasedUsers = `-- name: ErasedUsers :many
+SELECT user_id, erased_at FROM erased_users WHERE user_id = ANY($1::text[])
+`
+
+func (q *Queries) ErasedUsers(ctx context.Context, db DBTX, userIds []string) ([]ErasedUser, error) {
+	rows, err := db.Query(ctx, erasedUsers, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ErasedUser{}
+	for rows.Next() {
+		var i ErasedUser
+		if err := rows.Scan(&i.UserID, &i.ErasedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const eventReportList = `-- name: EventReportList :many
 SELECT report_id, room_id, event_id, reporter, reason, score, reported_at FROM event_reports
 ORDER BY report_id DESC LIMIT $1

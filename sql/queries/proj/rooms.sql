@@ -78,3 +78,6 @@ SELECT
         FROM room_state s
         WHERE s.to_ordering IS NULL
           AND (s.room_id, s.type, s.state_key) IN (SELECT unnest(@state_rooms::text[]), unnest(@state_types::text[]), unnest(@state_keys::text[]))), '[]')::text AS current_state;
+
+-- name: ErasedUserInsert :exec
+INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON CONFLICT DO NOTHING;

@@ -68,3 +68,6 @@ SELECT up_to FROM rooms_forgotten WHERE user_id = @user_id AND room_id = @room_i
 -- name: EventReportList :many
 SELECT report_id, room_id, event_id, reporter, reason, score, reported_at FROM event_reports
 ORDER BY report_id DESC LIMIT @lim;
+
+-- name: ErasedUsers :many
+SELECT user_id, erased_at FROM erased_users WHERE user_id = ANY(@user_ids::text[]);
