@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/sql/gen/writedb"
 )
 
@@ -100,7 +101,9 @@ func (c *Commands) run(ctx context.Context, meta Meta, decide decider) (eventlog
 }
 
 func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos eventlog.Position, err error) {
-	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{})
+	// BEGIN goes with the command's first statement (most commands' first round trip
+	// is then their own reads).
+	tx, err := pgbatch.BeginLazy(ctx, c.pool)
 	if err != nil {
 		return pos, err
 	}

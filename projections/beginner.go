@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
 )
 
 // beginner opens the transactions Watermill's subscriber polls and acks in. Its
@@ -37,8 +38,8 @@ func (b *beginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx
 			return nil, fmt.Errorf("isolation level %v not supported", opts.Isolation)
 		}
 	}
-	o.BeginQuery = asyncBegin(o.IsoLevel)
-	tx, err := b.pool.BeginTx(ctx, o)
+	// The poll's BEGIN goes with its first statement (the select).
+	tx, err := pgbatch.BeginLazy(ctx, b.pool, asyncBegin(o.IsoLevel)...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +66,12 @@ func (b *beginner) QueryContext(ctx context.Context, q string, args ...any) (wsq
 // stay atomic and in order), which the projector applies again from its checkpoint.
 // Requests waiting to read their writes thus wait for one disk flush (the append's),
 // not two.
-func asyncBegin(iso pgx.TxIsoLevel) string {
+func asyncBegin(iso pgx.TxIsoLevel) []string {
 	q := "BEGIN"
 	if iso != "" {
 		q += " ISOLATION LEVEL " + string(iso)
 	}
-	return q + "; SET LOCAL synchronous_commit = off"
+	return []string{q, "SET LOCAL synchronous_commit = off"}
 }
 
 type hookTx struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/sql/gen/projdb"
 )
 
@@ -315,7 +316,7 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 // applyBatch applies events (read after the projector's checkpoint) and moves the
 // checkpoint past them, in one transaction.
 func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, events []eventlog.Event) error {
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{BeginQuery: asyncBegin("")})
+	tx, err := pgbatch.BeginLazy(ctx, db, asyncBegin("")...)
 	if err != nil {
 		return err
 	}
