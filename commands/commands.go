@@ -124,10 +124,13 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 	if err != nil {
 		return pos, err
 	}
-	if err := applyWriteModel(ctx, tx, events); err != nil {
+	// The write model's statements go with the COMMIT, in one round trip.
+	var wm pgbatch.DB
+	if err := queueWriteModel(ctx, &wm, events); err != nil {
 		return pos, err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {
+		c.log.Committed() // rolled back: it held the readers' horizon back all the same
 		return pos, fmt.Errorf("commit: %w", err)
 	}
 	wrote = false

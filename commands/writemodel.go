@@ -25,6 +25,14 @@ var writeModelTables = []string{
 // must depend on the events alone.
 func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	var b pgbatch.DB
+	if err := queueWriteModel(ctx, &b, events); err != nil {
+		return err
+	}
+	return b.Send(ctx, tx)
+}
+
+// queueWriteModel queues the write-model statements of events in b.
+func queueWriteModel(ctx context.Context, b *pgbatch.DB, events []eventlog.Event) error {
 	q := writedb.New()
 	for _, e := range events {
 		var err error
@@ -36,66 +44,66 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 				if d.PasswordHash != "" {
 					hash = &d.PasswordHash
 				}
-				err = q.UserInsert(ctx, &b, writedb.UserInsertParams{
+				err = q.UserInsert(ctx, b, writedb.UserInsertParams{
 					UserID: d.UserID, Localpart: d.Localpart, PasswordHash: hash, IsGuest: d.Guest, IsAdmin: d.Admin,
 				})
 			}
 		case eventlog.TypeDeviceLoggedIn:
 			var d eventlog.DeviceLoggedIn
 			if err = e.Decode(&d); err == nil {
-				err = q.DeviceInsert(ctx, &b, writedb.DeviceInsertParams{UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.DeviceInsert(ctx, b, writedb.DeviceInsertParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 			if err == nil && d.RefreshTokenHash != nil {
-				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.RefreshTokenInsert(ctx, b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeTokensRefreshed:
 			var d eventlog.TokensRefreshed
 			if err = e.Decode(&d); err == nil {
-				err = q.RefreshTokenDelete(ctx, &b, d.UsedRefreshHash)
+				err = q.RefreshTokenDelete(ctx, b, d.UsedRefreshHash)
 			}
 			if err == nil {
-				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.RefreshTokenInsert(ctx, b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeDeviceLoggedOut:
 			var d eventlog.DeviceLoggedOut
 			if err = e.Decode(&d); err == nil {
-				err = q.DeviceDelete(ctx, &b, writedb.DeviceDeleteParams{UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.DeviceDelete(ctx, b, writedb.DeviceDeleteParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 			if err == nil {
-				err = q.RefreshTokenDeleteByDevice(ctx, &b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.RefreshTokenDeleteByDevice(ctx, b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeAllDevicesLoggedOut:
 			var d eventlog.AllDevicesLoggedOut
 			if err = e.Decode(&d); err == nil {
-				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+				err = q.DeviceDeleteAllByUser(ctx, b, d.UserID)
 			}
 			if err == nil {
-				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
+				err = q.RefreshTokenDeleteByUser(ctx, b, d.UserID)
 			}
 		case eventlog.TypeTokensRefreshedV2:
 			var d eventlog.TokensRefreshedV2
 			if err = e.Decode(&d); err == nil {
 				for _, h := range d.Revoke {
-					if err = q.RefreshTokenDelete(ctx, &b, h); err != nil {
+					if err = q.RefreshTokenDelete(ctx, b, h); err != nil {
 						break
 					}
 				}
 			}
 			if err == nil {
-				err = q.RefreshTokenSetNext(ctx, &b, writedb.RefreshTokenSetNextParams{TokenHash: d.UsedRefreshHash, NextHash: d.RefreshTokenHash})
+				err = q.RefreshTokenSetNext(ctx, b, writedb.RefreshTokenSetNextParams{TokenHash: d.UsedRefreshHash, NextHash: d.RefreshTokenHash})
 			}
 			if err == nil {
-				err = q.RefreshTokenInsert(ctx, &b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.RefreshTokenInsert(ctx, b, writedb.RefreshTokenInsertParams{TokenHash: d.RefreshTokenHash, UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeRefreshTokenRetired:
 			var d eventlog.RefreshTokenRetired
 			if err = e.Decode(&d); err == nil {
-				err = q.RefreshTokenDelete(ctx, &b, d.RefreshHash)
+				err = q.RefreshTokenDelete(ctx, b, d.RefreshHash)
 			}
 		case eventlog.TypeDeviceTokensRevoked:
 			var d eventlog.DeviceTokensRevoked
 			if err = e.Decode(&d); err == nil {
-				err = q.RefreshTokenDeleteByDevice(ctx, &b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
+				err = q.RefreshTokenDeleteByDevice(ctx, b, writedb.RefreshTokenDeleteByDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID})
 			}
 		case eventlog.TypeGuestUpgraded:
 			var d eventlog.GuestUpgraded
@@ -104,33 +112,33 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 				if d.PasswordHash != "" {
 					hash = &d.PasswordHash
 				}
-				err = q.UserUpgradeGuest(ctx, &b, writedb.UserUpgradeGuestParams{UserID: d.UserID, PasswordHash: hash})
+				err = q.UserUpgradeGuest(ctx, b, writedb.UserUpgradeGuestParams{UserID: d.UserID, PasswordHash: hash})
 			}
 		case eventlog.TypePasswordChanged:
 			var d eventlog.PasswordChanged
 			if err = e.Decode(&d); err == nil {
-				err = q.UserSetPassword(ctx, &b, writedb.UserSetPasswordParams{UserID: d.UserID, PasswordHash: &d.PasswordHash})
+				err = q.UserSetPassword(ctx, b, writedb.UserSetPasswordParams{UserID: d.UserID, PasswordHash: &d.PasswordHash})
 			}
 		case eventlog.TypeAccountDeactivated:
 			var d eventlog.AccountDeactivated
 			if err = e.Decode(&d); err == nil {
-				err = q.UserDeactivate(ctx, &b, d.UserID)
+				err = q.UserDeactivate(ctx, b, d.UserID)
 			}
 			if err == nil {
-				err = q.DeviceDeleteAllByUser(ctx, &b, d.UserID)
+				err = q.DeviceDeleteAllByUser(ctx, b, d.UserID)
 			}
 			if err == nil {
-				err = q.RefreshTokenDeleteByUser(ctx, &b, d.UserID)
+				err = q.RefreshTokenDeleteByUser(ctx, b, d.UserID)
 			}
 		case eventlog.TypeLoginTokenIssued:
 			var d eventlog.LoginTokenIssued
 			if err = e.Decode(&d); err == nil {
-				err = q.LoginTokenInsert(ctx, &b, writedb.LoginTokenInsertParams{TokenHash: d.TokenHash, UserID: d.UserID, ExpiresAt: d.ExpiresAt})
+				err = q.LoginTokenInsert(ctx, b, writedb.LoginTokenInsertParams{TokenHash: d.TokenHash, UserID: d.UserID, ExpiresAt: d.ExpiresAt})
 			}
 		case eventlog.TypeLoginTokenUsed:
 			var d eventlog.LoginTokenUsed
 			if err = e.Decode(&d); err == nil {
-				err = q.LoginTokenUse(ctx, &b, d.TokenHash)
+				err = q.LoginTokenUse(ctx, b, d.TokenHash)
 			}
 		case eventlog.TypeUIASessionStarted:
 			var d eventlog.UIASessionStarted
@@ -139,52 +147,52 @@ func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 				if d.UserID != "" {
 					user = &d.UserID
 				}
-				err = q.UIASessionInsert(ctx, &b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, UserID: user, Operation: d.Operation, CreatedAt: e.RecordedAt})
+				err = q.UIASessionInsert(ctx, b, writedb.UIASessionInsertParams{Session: d.Session, Kind: d.Kind, UserID: user, Operation: d.Operation, CreatedAt: e.RecordedAt})
 			}
 		case eventlog.TypeUIAStageCompleted:
 			var d eventlog.UIAStageCompleted
 			if err = e.Decode(&d); err == nil {
-				err = q.UIASessionCompleteStage(ctx, &b, writedb.UIASessionCompleteStageParams{Session: d.Session, Stage: d.Stage})
+				err = q.UIASessionCompleteStage(ctx, b, writedb.UIASessionCompleteStageParams{Session: d.Session, Stage: d.Stage})
 			}
 		case eventlog.TypeRegistrationTokenCreated:
 			var d eventlog.RegistrationTokenCreated
 			if err = e.Decode(&d); err == nil {
-				err = q.RegistrationTokenInsert(ctx, &b, writedb.RegistrationTokenInsertParams{
+				err = q.RegistrationTokenInsert(ctx, b, writedb.RegistrationTokenInsertParams{
 					Token: d.Token, UsesAllowed: d.UsesAllowed, ExpiryTime: d.ExpiryTime,
 				})
 			}
 		case eventlog.TypeRegistrationTokenUsed:
 			var d eventlog.RegistrationTokenUsed
 			if err = e.Decode(&d); err == nil {
-				err = q.RegistrationTokenComplete(ctx, &b, d.Token)
+				err = q.RegistrationTokenComplete(ctx, b, d.Token)
 			}
 		case eventlog.TypeRegistrationTokenUpdated:
 			var d eventlog.RegistrationTokenUpdated
 			if err = e.Decode(&d); err == nil {
-				err = q.RegistrationTokenUpdate(ctx, &b, writedb.RegistrationTokenUpdateParams{
+				err = q.RegistrationTokenUpdate(ctx, b, writedb.RegistrationTokenUpdateParams{
 					Token: d.Token, UsesAllowed: d.UsesAllowed, ExpiryTime: d.ExpiryTime,
 				})
 			}
 		case eventlog.TypeRegistrationTokenRevoked:
 			var d eventlog.RegistrationTokenRevoked
 			if err = e.Decode(&d); err == nil {
-				err = q.RegistrationTokenRevoke(ctx, &b, d.Token)
+				err = q.RegistrationTokenRevoke(ctx, b, d.Token)
 			}
 		}
 		if err == nil {
-			err = applyThreepidWriteModel(ctx, &b, q, e)
+			err = applyThreepidWriteModel(ctx, b, q, e)
 		}
 		if err == nil {
-			err = applySSOWriteModel(ctx, &b, q, e)
+			err = applySSOWriteModel(ctx, b, q, e)
 		}
 		if err == nil {
-			err = applyRoomWriteModel(ctx, &b, q, e)
+			err = applyRoomWriteModel(ctx, b, q, e)
 		}
 		if err != nil {
 			return fmt.Errorf("write model: %w", err)
 		}
 	}
-	return b.Send(ctx, tx)
+	return nil
 }
 
 // RebuildWriteModel empties the write model and derives it again from the whole log, in

@@ -75,7 +75,7 @@ func asyncBegin(iso pgx.TxIsoLevel) []string {
 }
 
 type hookTx struct {
-	tx       pgx.Tx
+	tx       *pgbatch.LazyTx
 	ctx      context.Context
 	applied  eventlog.Position
 	onCommit func(eventlog.Position)
@@ -83,6 +83,8 @@ type hookTx struct {
 	// flush applies them.
 	pending []eventlog.Event
 	flush   func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error
+	// tail are statements sent with the COMMIT.
+	tail pgx.Batch
 }
 
 // ExecContext runs q; the only statement the subscriber executes in a poll's
@@ -95,8 +97,10 @@ func (t *hookTx) ExecContext(ctx context.Context, q string, args ...any) (wsql.R
 		}
 		t.pending = nil
 	}
-	tag, err := t.tx.Exec(ctx, q, args...)
-	return wsql.PgxResult{CommandTag: tag}, err
+	// The ack goes to the server with the COMMIT, in one round trip (Commit); the
+	// subscriber only logs the rows it affected.
+	t.tail.Queue(q, args...)
+	return wsql.PgxResult{}, nil
 }
 
 func (t *hookTx) QueryContext(ctx context.Context, q string, args ...any) (wsql.Rows, error) {
@@ -113,7 +117,7 @@ func (t *hookTx) Commit() error {
 		_ = t.tx.Rollback(context.WithoutCancel(t.ctx))
 		return errors.New("poll ended with events not applied")
 	}
-	if err := t.tx.Commit(context.WithoutCancel(t.ctx)); err != nil {
+	if err := t.tx.CommitBatch(context.WithoutCancel(t.ctx), &t.tail); err != nil {
 		if t.ctx.Err() != nil {
 			// Shutting down: the poll was cut off and its transaction rolled back, so
 			// nothing was applied; the next start delivers the same events again.

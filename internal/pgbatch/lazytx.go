@@ -371,6 +371,45 @@ func (t *LazyTx) Commit(ctx context.Context) error {
 	return nil
 }
 
+// CommitBatch sends b's statements and COMMIT in one round trip. When a statement of
+// b fails, the transaction is rolled back and its error returned.
+func (t *LazyTx) CommitBatch(ctx context.Context, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return t.Commit(ctx)
+	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	nb, n := t.batch()
+	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+	nb.Queue("COMMIT")
+	br := t.conn.SendBatch(ctx, nb)
+	err := skip(br, n)
+	for range b.Len() {
+		if err == nil {
+			_, err = br.Exec()
+		}
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The statements' error skipped the COMMIT: the transaction is open and failed.
+		_ = t.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	t.closed = true
+	t.conn.Release()
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
 // Rollback implements pgx.Tx.
 func (t *LazyTx) Rollback(ctx context.Context) error {
 	if err := t.check(); err != nil {

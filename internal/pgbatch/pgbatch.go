@@ -106,3 +106,6 @@ func (r *batchRow) Scan(dest ...any) error {
 	}
 	return err
 }
+
+// Batch returns the queued statements.
+func (d *DB) Batch() *pgx.Batch { return &d.b }
