@@ -138,10 +138,6 @@ func (s *Server) sendEvent(c echo.Context) error {
 		return err
 	}
 	id := identity(c)
-	if id.IsGuest && pathParam(c, "eventType") != "m.room.message" {
-		// Guests may send messages, nothing else (spec: "Guest access").
-		return matrixErr(nethttp.StatusForbidden, codeGuestForbidden, "Guests may only send m.room.message events")
-	}
 	res, err := s.cmd.Send(c.Request().Context(), meta(c, eventlog.OriginClient), commands.SendEvent{
 		RoomID: pathParam(c, "roomId"), Sender: id.UserID, DeviceID: id.DeviceID, Type: pathParam(c, "eventType"),
 		Content: body, TxnID: pathParam(c, "txnId"),

@@ -42,9 +42,14 @@ func (s *Server) routes() {
 
 	// Rooms (spec: client-server API, "Rooms", "Room membership", "Events").
 	c.POST("/createRoom", s.createRoom, auth)
+
+	// Filters (spec: client-server API, "Filtering").
+	c.POST("/user/:userId/filter", s.createFilter, auth)
+	c.GET("/user/:userId/filter/:filterId", s.getFilter, auth)
 	c.PUT("/rooms/:roomId/send/:eventType/:txnId", s.sendEvent, guestAuth)
-	c.PUT("/rooms/:roomId/state/:eventType", s.putState, auth)
-	c.PUT("/rooms/:roomId/state/:eventType/*", s.putState, auth)
+	// Guests may send any event and set state (spec v1.2 on, "Guest access").
+	c.PUT("/rooms/:roomId/state/:eventType", s.putState, guestAuth)
+	c.PUT("/rooms/:roomId/state/:eventType/*", s.putState, guestAuth)
 	c.GET("/rooms/:roomId/state/:eventType", s.getState, guestAuth)
 	c.GET("/rooms/:roomId/state/:eventType/*", s.getState, guestAuth)
 	c.GET("/rooms/:roomId/state", s.getAllState, guestAuth)

@@ -70,6 +70,7 @@ type Commands interface {
 	SSOCommands
 	RoomCommands
 	MoreRoomCommands
+	FilterCommands
 	DirectoryCommands
 }
 
@@ -84,6 +85,7 @@ type Queries interface {
 	ThreepidQueries
 	RoomQueries
 	MoreRoomQueries
+	FilterQueries
 	RelationQueries
 	DirectoryQueries
 }

@@ -191,6 +191,9 @@ func TestRoomBasics(t *testing.T) {
 // default version, messages, state changes, a redaction, every membership change.
 func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
 	t.Helper()
+	if _, err := a.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 20}}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, version := range []id.RoomVersion{"1", "10"} {
 		created, err := a.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "busy " + string(version), RoomVersion: version,
 			Preset: "public_chat", Visibility: "public", RoomAliasName: "busy" + string(version)})

@@ -165,7 +165,8 @@ func roomForbidden(op *operation, status int, body []byte) bool {
 	}
 	switch {
 	case status == 403 && e.Errcode == "M_FORBIDDEN":
-		return names("{roomId}", "{roomAlias}")
+		// ... and on another user's resources ({userId}: filters, account data).
+		return names("{roomId}", "{roomAlias}", "{userId}")
 	case status == 404 && e.Errcode == "M_NOT_FOUND":
 		return names("{roomId}", "{roomAlias}", "{roomIdOrAlias}", "{eventId}")
 	}

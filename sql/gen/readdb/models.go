@@ -154,6 +154,12 @@ type RoomsForgotten struct {
 	UpTo   int64
 }
 
+type UserFilter struct {
+	UserID   string
+	FilterID string
+	Filter   []byte
+}
+
 type UserThreepid struct {
 	Medium      string
 	Address     string

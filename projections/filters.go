@@ -1,0 +1,44 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
+	"spelt.dev/spelt/sql/gen/projdb"
+)
+
+// Filters projects the filters users uploaded (GET /user/{userId}/filter/{filterId}, and
+// /sync's filter parameter).
+type Filters struct{}
+
+// Name implements Projector.
+func (Filters) Name() string { return "filters" }
+
+// Version implements Projector.
+func (Filters) Version() int { return 1 }
+
+// Tables implements Projector.
+func (Filters) Tables() []string { return []string{"user_filters"} }
+
+// Handles implements Projector.
+func (Filters) Handles(t string) bool { return t == eventlog.TypeFilterCreated }
+
+// Apply implements Projector.
+func (Filters) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+	var b pgbatch.DB
+	q := projdb.New()
+	for _, e := range events {
+		var d eventlog.FilterCreated
+		if err := e.Decode(&d); err != nil {
+			return fmt.Errorf("filters: %w", err)
+		}
+		if err := q.UserFilterInsert(ctx, &b, projdb.UserFilterInsertParams{UserID: d.UserID, FilterID: d.FilterID, Filter: d.Filter}); err != nil {
+			return fmt.Errorf("filters: %w", err)
+		}
+	}
+	return b.Send(ctx, tx)
+}
