@@ -46,6 +46,15 @@ func (s *Server) routes() {
 	// Filters (spec: client-server API, "Filtering").
 	c.POST("/user/:userId/filter", s.createFilter, auth)
 	c.GET("/user/:userId/filter/:filterId", s.getFilter, auth)
+
+	// Account data and tags (spec: client-server API, "Client Config", "Room Tagging").
+	c.PUT("/user/:userId/account_data/:type", s.putAccountData(false), auth)
+	c.GET("/user/:userId/account_data/:type", s.getAccountData(false), auth)
+	c.PUT("/user/:userId/rooms/:roomId/account_data/:type", s.putAccountData(true), auth)
+	c.GET("/user/:userId/rooms/:roomId/account_data/:type", s.getAccountData(true), auth)
+	c.GET("/user/:userId/rooms/:roomId/tags", s.getTags, auth)
+	c.PUT("/user/:userId/rooms/:roomId/tags/:tag", s.putTag, auth)
+	c.DELETE("/user/:userId/rooms/:roomId/tags/:tag", s.deleteTag, auth)
 	c.PUT("/rooms/:roomId/send/:eventType/:txnId", s.sendEvent, guestAuth)
 	// Guests may send any event and set state (spec v1.2 on, "Guest access").
 	c.PUT("/rooms/:roomId/state/:eventType", s.putState, guestAuth)

@@ -71,6 +71,7 @@ type Commands interface {
 	RoomCommands
 	MoreRoomCommands
 	FilterCommands
+	AccountDataCommands
 	DirectoryCommands
 }
 
@@ -86,6 +87,7 @@ type Queries interface {
 	RoomQueries
 	MoreRoomQueries
 	FilterQueries
+	AccountDataQueries
 	RelationQueries
 	DirectoryQueries
 }

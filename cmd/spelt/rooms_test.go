@@ -194,6 +194,18 @@ func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
 	if _, err := a.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 20}}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := a.SetAccountData(ctx, "org.example.busy", map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTag(ctx, "!busy:spelt.test", "u.busy", 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTag(ctx, "!busy:spelt.test", "u.gone", 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveTag(ctx, "!busy:spelt.test", "u.gone"); err != nil {
+		t.Fatal(err)
+	}
 	for _, version := range []id.RoomVersion{"1", "10"} {
 		created, err := a.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "busy " + string(version), RoomVersion: version,
 			Preset: "public_chat", Visibility: "public", RoomAliasName: "busy" + string(version)})

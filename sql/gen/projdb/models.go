@@ -29,6 +29,13 @@ type Account struct {
 	CreatedAt   time.Time
 }
 
+type AccountDatum struct {
+	UserID  string
+	RoomID  string
+	Type    string
+	Content []byte
+}
+
 type Device struct {
 	UserID      string
 	DeviceID    string
@@ -146,6 +153,13 @@ type RoomState struct {
 	FromOrdering int64
 	ToOrdering   *int64
 	Membership   *string
+}
+
+type RoomTag struct {
+	UserID  string
+	RoomID  string
+	Tag     string
+	Content []byte
 }
 
 type RoomsForgotten struct {

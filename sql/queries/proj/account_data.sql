@@ -1,0 +1,10 @@
+-- name: AccountDataUpsert :exec
+INSERT INTO account_data (user_id, room_id, type, content) VALUES (@user_id, @room_id, @type, @content)
+ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content;
+
+-- name: RoomTagUpsert :exec
+INSERT INTO room_tags (user_id, room_id, tag, content) VALUES (@user_id, @room_id, @tag, @content)
+ON CONFLICT (user_id, room_id, tag) DO UPDATE SET content = excluded.content;
+
+-- name: RoomTagDelete :exec
+DELETE FROM room_tags WHERE user_id = @user_id AND room_id = @room_id AND tag = @tag;
