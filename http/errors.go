@@ -159,6 +159,8 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusNotFound, codeNotFound, "Room alias not found")
 	case errors.Is(err, commands.ErrEventTooLarge):
 		return matrixErr(nethttp.StatusRequestEntityTooLarge, codeTooLarge, "Event is larger than 65536 bytes")
+	case errors.Is(err, queries.ErrPresenceForbidden):
+		return matrixErr(nethttp.StatusForbidden, codeForbidden, "You are not allowed to see their presence")
 	case errors.Is(err, commands.ErrServerControlled):
 		return matrixErr(nethttp.StatusMethodNotAllowed, codeBadJSON, "This type of account data is controlled by the server")
 	case errors.Is(err, commands.ErrGuestsForbidden):

@@ -55,6 +55,10 @@ func (s *Server) routes() {
 	c.GET("/user/:userId/rooms/:roomId/tags", s.getTags, auth)
 	c.PUT("/user/:userId/rooms/:roomId/tags/:tag", s.putTag, auth)
 	c.DELETE("/user/:userId/rooms/:roomId/tags/:tag", s.deleteTag, auth)
+
+	// Presence (spec: client-server API, "Presence").
+	c.PUT("/presence/:userId/status", s.putPresence, auth)
+	c.GET("/presence/:userId/status", s.getPresence, auth)
 	c.PUT("/rooms/:roomId/send/:eventType/:txnId", s.sendEvent, guestAuth)
 	// Guests may send any event and set state (spec v1.2 on, "Guest access").
 	c.PUT("/rooms/:roomId/state/:eventType", s.putState, guestAuth)

@@ -38,6 +38,8 @@ type Config struct {
 	// the one new rooms get.
 	RoomVersions       []string
 	DefaultRoomVersion string
+	// Presence turns presence on ([presence] enabled).
+	Presence bool
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -72,6 +74,7 @@ type Commands interface {
 	MoreRoomCommands
 	FilterCommands
 	AccountDataCommands
+	PresenceCommands
 	DirectoryCommands
 }
 
@@ -88,6 +91,7 @@ type Queries interface {
 	MoreRoomQueries
 	FilterQueries
 	AccountDataQueries
+	PresenceQueries
 	RelationQueries
 	DirectoryQueries
 }

@@ -197,6 +197,9 @@ func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
 	if err := a.SetAccountData(ctx, "org.example.busy", map[string]any{"n": 1}); err != nil {
 		t.Fatal(err)
 	}
+	if err := a.SetPresence(ctx, mautrix.ReqPresence{Presence: "unavailable", StatusMsg: "busy"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.AddTag(ctx, "!busy:spelt.test", "u.busy", 0.5); err != nil {
 		t.Fatal(err)
 	}

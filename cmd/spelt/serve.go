@@ -136,6 +136,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
 		RoomVersions:        pdus.Versions,
+		Presence:            cfg.Presence.Enabled,
 		DefaultRoomVersion:  cfg.Rooms.DefaultVersion,
 		RegistrationEnabled: cfg.Registration.Enabled,
 		SharedSecret:        cfg.Registration.SharedSecret,

@@ -62,6 +62,14 @@ type Config struct {
 	Email        Email        `toml:"email"`
 	SSO          SSO          `toml:"sso"`
 	Rooms        Rooms        `toml:"rooms"`
+	Presence     Presence     `toml:"presence"`
+}
+
+// Presence is the [presence] section.
+type Presence struct {
+	// Enabled turns presence on; off, presence updates are accepted and forgotten and
+	// everyone appears offline.
+	Enabled bool `toml:"enabled"`
 }
 
 // Rooms is the [rooms] section.
@@ -338,6 +346,9 @@ func defaults() Config {
 		},
 		Rooms: Rooms{
 			DefaultVersion: "10",
+		},
+		Presence: Presence{
+			Enabled: true,
 		},
 	}
 }

@@ -655,8 +655,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 38 {
-		t.Errorf("Config has %d keys, want 38; update this test and the example file", len(seen))
+	if len(seen) != 39 {
+		t.Errorf("Config has %d keys, want 39; update this test and the example file", len(seen))
 	}
 	if len(listKeys) != 9 {
 		t.Errorf("Config has %d keys in lists of tables (%q), want 9; update this test and the example file", len(listKeys), listKeys)

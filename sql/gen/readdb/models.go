@@ -174,6 +174,13 @@ type UserFilter struct {
 	Filter   []byte
 }
 
+type UserPresence struct {
+	UserID    string
+	Presence  string
+	StatusMsg *string
+	UpdatedAt time.Time
+}
+
 type UserThreepid struct {
 	Medium      string
 	Address     string
