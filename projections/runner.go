@@ -567,11 +567,23 @@ func (r *Runner) kickProjector(ctx context.Context, name string) {
 	}
 }
 
+// OnAdvance registers fn to be called whenever this process learns that projector name
+// moved on (it applied events here, or another process announced it did); for caches
+// of its read model. Call it before Run.
+func (r *Runner) OnAdvance(name string, fn func()) {
+	if st, ok := r.states[name]; ok {
+		st.mu.Lock()
+		st.hooks = append(st.hooks, fn)
+		st.mu.Unlock()
+	}
+}
+
 // state is what this process knows of a projector's checkpoint.
 type state struct {
 	mu      sync.Mutex
 	pos     eventlog.Position
 	changed chan struct{}
+	hooks   []func()
 }
 
 func newState() *state { return &state{changed: make(chan struct{})} }
@@ -586,6 +598,11 @@ func (s *state) advance(p eventlog.Position) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pos.Less(p) || p.IsZero() {
+		// The hooks run before any waiter learns of the move: a request that waited
+		// for it must not find a cache from before it.
+		for _, fn := range s.hooks {
+			fn()
+		}
 		s.pos = p
 		close(s.changed)
 		s.changed = make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,14 +22,46 @@ var (
 
 // Queries answers reads.
 type Queries struct {
-	pool *pgxpool.Pool
-	q    *readdb.Queries
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	q      *readdb.Queries
+	now    func() time.Time
+	tokens tokenCache
 }
 
 // New returns Queries reading through pool.
 func New(pool *pgxpool.Pool) *Queries {
 	return &Queries{pool: pool, q: readdb.New(), now: time.Now}
+}
+
+// tokenCache remembers resolved access tokens, by hash, so that a request costs no
+// round trip to authenticate. It must be emptied whenever the accounts read model
+// moves (ForgetTokens: a logout, a refresh, a deactivation may have revoked any token);
+// a lookup that raced with such a move is not kept (gen), and no entry lives longer than
+// tokenCacheTTL in any case.
+type tokenCache struct {
+	mu      sync.Mutex
+	gen     uint64
+	entries map[string]cachedToken
+}
+
+type cachedToken struct {
+	id        Identity
+	expiresAt *time.Time
+	at        time.Time
+}
+
+const (
+	tokenCacheTTL = 10 * time.Second
+	tokenCacheMax = 100_000
+)
+
+// ForgetTokens empties the access-token cache; call it whenever the accounts read model
+// moves on.
+func (q *Queries) ForgetTokens() {
+	q.tokens.mu.Lock()
+	q.tokens.gen++
+	q.tokens.entries = nil
+	q.tokens.mu.Unlock()
 }
 
 // Identity is who an access token belongs to.
@@ -46,20 +79,44 @@ type Identity struct {
 // and unknown tokens all fail with ErrUnknownToken; expired reports whether the token
 // existed but expired (a client may then refresh: soft logout).
 func (q *Queries) Authenticate(ctx context.Context, token string) (id Identity, expired bool, err error) {
-	row, err := q.q.AccessTokenLookup(ctx, q.pool, tokens.Hash(token))
+	hash := tokens.Hash(token)
+	now := q.now()
+	q.tokens.mu.Lock()
+	c, hit := q.tokens.entries[string(hash)]
+	gen := q.tokens.gen
+	q.tokens.mu.Unlock()
+	if hit && now.Sub(c.at) < tokenCacheTTL && (c.expiresAt == nil || now.Before(*c.expiresAt)) {
+		return c.id, false, nil
+	}
+	id, expired, expiresAt, err := q.authenticate(ctx, hash)
+	if err == nil && id.Retires == nil {
+		q.tokens.mu.Lock()
+		if q.tokens.gen == gen {
+			if q.tokens.entries == nil || len(q.tokens.entries) >= tokenCacheMax {
+				q.tokens.entries = map[string]cachedToken{}
+			}
+			q.tokens.entries[string(hash)] = cachedToken{id: id, expiresAt: expiresAt, at: now}
+		}
+		q.tokens.mu.Unlock()
+	}
+	return id, expired, err
+}
+
+func (q *Queries) authenticate(ctx context.Context, hash []byte) (id Identity, expired bool, expiresAt *time.Time, err error) {
+	row, err := q.q.AccessTokenLookup(ctx, q.pool, hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Identity{}, false, ErrUnknownToken
+		return Identity{}, false, nil, ErrUnknownToken
 	}
 	if err != nil {
-		return Identity{}, false, fmt.Errorf("authenticate: %w", err)
+		return Identity{}, false, nil, fmt.Errorf("authenticate: %w", err)
 	}
 	if row.Deactivated {
-		return Identity{}, false, ErrUnknownToken
+		return Identity{}, false, nil, ErrUnknownToken
 	}
 	if row.ExpiresAt != nil && !q.now().Before(*row.ExpiresAt) {
-		return Identity{}, true, ErrUnknownToken
+		return Identity{}, true, nil, ErrUnknownToken
 	}
-	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin, Retires: row.Retires}, false, nil
+	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin, Retires: row.Retires}, false, row.ExpiresAt, nil
 }
 
 // LocalpartTaken reports whether an account with the localpart exists.

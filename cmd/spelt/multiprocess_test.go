@@ -43,3 +43,38 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	t.Logf("register + whoami across two processes: median %v, max %v", took[len(took)/2], took[len(took)-1])
 }
+
+// TestLogoutAcrossProcesses: a token another process has cached stops working there
+// once the logout is projected and announced (processes cache resolved tokens).
+func TestLogoutAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTestEnv(t, nil)
+	a := te.start()
+	b := te.start()
+	reg := a.register(ctx, "roamer", "pw")
+	onB := b.client("", reg.AccessToken)
+	if _, err := onB.Whoami(ctx); err != nil { // now cached in b
+		t.Fatal(err)
+	}
+	if _, err := a.client("", reg.AccessToken).Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	deadline := start.Add(2 * time.Second)
+	defer func() { t.Logf("the other process refused the token %v after the logout answered", time.Since(start)) }()
+	for {
+		status, _, _ := b.raw("GET", "/_matrix/client/v3/account/whoami", reg.AccessToken, nil)
+		var err error
+		if status != 200 {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err == nil && time.Now().Before(deadline) {
+			continue
+		}
+		if err == nil {
+			t.Fatal("the other process still accepts a logged-out token after 2 s")
+		}
+		break
+	}
+}

@@ -155,7 +155,11 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	if e.tweakHTTP != nil {
 		e.tweakHTTP(&httpCfg)
 	}
-	srv := spelthttp.New(httpCfg, cmds, queries.New(e.pool), runner, e.logger)
+	q := queries.New(e.pool)
+	// Resolved access tokens are cached; any change to the accounts read model (here or
+	// announced by another process) may revoke one, so it empties the cache.
+	runner.OnAdvance("accounts", q.ForgetTokens)
+	srv := spelthttp.New(httpCfg, cmds, q, runner, e.logger)
 	return &app{
 		env:      e,
 		notifier: notifier,
