@@ -19,7 +19,7 @@ type Presence struct{}
 func (Presence) Name() string { return "presence" }
 
 // Version implements Projector.
-func (Presence) Version() int { return 1 }
+func (Presence) Version() int { return 2 }
 
 // Tables implements Projector.
 func (Presence) Tables() []string { return []string{"user_presence"} }
@@ -31,12 +31,17 @@ func (Presence) Handles(t string) bool { return t == eventlog.TypePresenceSet }
 func (Presence) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	var b pgbatch.DB
 	q := projdb.New()
+	next, err := q.PresenceMaxOrdering(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
 	for _, e := range events {
 		var d eventlog.PresenceSet
 		if err := e.Decode(&d); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
-		if err := q.PresenceUpsert(ctx, &b, projdb.PresenceUpsertParams{UserID: d.UserID, Presence: d.Presence, StatusMsg: d.StatusMsg, UpdatedAt: e.RecordedAt}); err != nil {
+		next++
+		if err := q.PresenceUpsert(ctx, &b, projdb.PresenceUpsertParams{UserID: d.UserID, Presence: d.Presence, StatusMsg: d.StatusMsg, UpdatedAt: e.RecordedAt, StreamOrdering: next}); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
 	}

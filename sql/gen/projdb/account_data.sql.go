@@ -9,16 +9,28 @@ import (
 	"context"
 )
 
+const accountDataMaxOrdering = `-- name: AccountDataMaxOrdering :one
+SELECT coalesce(max(stream_ordering), 0)::bigint FROM account_data
+`
+
+func (q *Queries) AccountDataMaxOrdering(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, accountDataMaxOrdering)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const accountDataUpsert = `-- name: AccountDataUpsert :exec
-INSERT INTO account_data (user_id, room_id, type, content) VALUES ($1, $2, $3, $4)
-ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content
+INSERT INTO account_data (user_id, room_id, type, content, stream_ordering) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, stream_ordering = excluded.stream_ordering
 `
 
 type AccountDataUpsertParams struct {
-	UserID  string
-	RoomID  string
-	Type    string
-	Content []byte
+	UserID         string
+	RoomID         string
+	Type           string
+	Content        []byte
+	StreamOrdering int64
 }
 
 func (q *Queries) AccountDataUpsert(ctx context.Context, db DBTX, arg AccountDataUpsertParams) error {
@@ -27,6 +39,7 @@ func (q *Queries) AccountDataUpsert(ctx context.Context, db DBTX, arg AccountDat
 		arg.RoomID,
 		arg.Type,
 		arg.Content,
+		arg.StreamOrdering,
 	)
 	return err
 }
@@ -66,4 +79,38 @@ func (q *Queries) RoomTagUpsert(ctx context.Context, db DBTX, arg RoomTagUpsertP
 		arg.Content,
 	)
 	return err
+}
+
+const roomTagsOf = `-- name: RoomTagsOf :many
+SELECT tag, content::text AS content FROM room_tags WHERE user_id = $1 AND room_id = $2
+`
+
+type RoomTagsOfParams struct {
+	UserID string
+	RoomID string
+}
+
+type RoomTagsOfRow struct {
+	Tag     string
+	Content string
+}
+
+func (q *Queries) RoomTagsOf(ctx context.Context, db DBTX, arg RoomTagsOfParams) ([]RoomTagsOfRow, error) {
+	rows, err := db.Query(ctx, roomTagsOf, arg.UserID, arg.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RoomTagsOfRow{}
+	for rows.Next() {
+		var i RoomTagsOfRow
+		if err := rows.Scan(&i.Tag, &i.Content); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

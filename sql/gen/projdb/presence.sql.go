@@ -10,16 +10,29 @@ import (
 	"time"
 )
 
+const presenceMaxOrdering = `-- name: PresenceMaxOrdering :one
+SELECT coalesce(max(stream_ordering), 0)::bigint FROM user_presence
+`
+
+func (q *Queries) PresenceMaxOrdering(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, presenceMaxOrdering)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const presenceUpsert = `-- name: PresenceUpsert :exec
-INSERT INTO user_presence (user_id, presence, status_msg, updated_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (user_id) DO UPDATE SET presence = excluded.presence, status_msg = excluded.status_msg, updated_at = excluded.updated_at
+INSERT INTO user_presence (user_id, presence, status_msg, updated_at, stream_ordering) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id) DO UPDATE SET presence = excluded.presence, status_msg = excluded.status_msg, updated_at = excluded.updated_at,
+    stream_ordering = excluded.stream_ordering
 `
 
 type PresenceUpsertParams struct {
-	UserID    string
-	Presence  string
-	StatusMsg *string
-	UpdatedAt time.Time
+	UserID         string
+	Presence       string
+	StatusMsg      *string
+	UpdatedAt      time.Time
+	StreamOrdering int64
 }
 
 func (q *Queries) PresenceUpsert(ctx context.Context, db DBTX, arg PresenceUpsertParams) error {
@@ -28,6 +41,7 @@ func (q *Queries) PresenceUpsert(ctx context.Context, db DBTX, arg PresenceUpser
 		arg.Presence,
 		arg.StatusMsg,
 		arg.UpdatedAt,
+		arg.StreamOrdering,
 	)
 	return err
 }

@@ -30,10 +30,11 @@ type Account struct {
 }
 
 type AccountDatum struct {
-	UserID  string
-	RoomID  string
-	Type    string
-	Content []byte
+	UserID         string
+	RoomID         string
+	Type           string
+	Content        []byte
+	StreamOrdering int64
 }
 
 type Device struct {
@@ -175,10 +176,11 @@ type UserFilter struct {
 }
 
 type UserPresence struct {
-	UserID    string
-	Presence  string
-	StatusMsg *string
-	UpdatedAt time.Time
+	UserID         string
+	Presence       string
+	StatusMsg      *string
+	UpdatedAt      time.Time
+	StreamOrdering int64
 }
 
 type UserThreepid struct {
