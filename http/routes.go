@@ -56,6 +56,9 @@ func (s *Server) routes() {
 	c.PUT("/user/:userId/rooms/:roomId/tags/:tag", s.putTag, auth)
 	c.DELETE("/user/:userId/rooms/:roomId/tags/:tag", s.deleteTag, auth)
 
+	// Syncing (spec: client-server API, "Syncing").
+	c.GET("/sync", s.sync, guestAuth)
+
 	// Presence (spec: client-server API, "Presence").
 	c.PUT("/presence/:userId/status", s.putPresence, auth)
 	c.GET("/presence/:userId/status", s.getPresence, auth)

@@ -92,6 +92,7 @@ type Queries interface {
 	FilterQueries
 	AccountDataQueries
 	PresenceQueries
+	SyncQueries
 	RelationQueries
 	DirectoryQueries
 }
@@ -99,6 +100,8 @@ type Queries interface {
 // Waiter blocks until the read models have applied a position (read-your-writes).
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventlog.Position, projectors ...string) error
+	// Moved returns a channel closed when the projector next moves on.
+	Moved(projector string) <-chan struct{}
 }
 
 // Server is the HTTP front of Spelt.

@@ -567,6 +567,17 @@ func (r *Runner) kickProjector(ctx context.Context, name string) {
 	}
 }
 
+// Moved returns a channel that is closed when projector name next moves on (nil for an
+// unknown projector).
+func (r *Runner) Moved(name string) <-chan struct{} {
+	st, ok := r.states[name]
+	if !ok {
+		return nil
+	}
+	_, ch := st.get()
+	return ch
+}
+
 // OnAdvance registers fn to be called whenever this process learns that projector name
 // moved on (it applied events here, or another process announced it did); for caches
 // of its read model. Call it before Run.

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// bodies lists the bodies of the messages among events.
+func bodies(events []*event.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Type.Type == "m.room.message" {
+			b, _ := e.Content.Raw["body"].(string)
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func TestSync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "Syncing", Invite: []id.UserID{bob.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	for _, m := range []string{"one", "two", "three"} {
+		if _, err := alice.SendText(ctx, room, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Initial syncs: alice is joined, bob invited.
+	a0, err := alice.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, ok := a0.Rooms.Join[room]
+	if !ok {
+		t.Fatalf("alice's initial sync lacks the room: %+v", a0.Rooms)
+	}
+	if got := bodies(jr.Timeline.Events); len(got) != 3 || got[2] != "three" {
+		t.Errorf("alice's timeline: %v", got)
+	}
+	if jr.Summary.JoinedMemberCount == nil || *jr.Summary.JoinedMemberCount != 1 || *jr.Summary.InvitedMemberCount != 1 {
+		t.Errorf("summary: %+v", jr.Summary)
+	}
+	b0, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, ok := b0.Rooms.Invite[room]
+	if !ok || len(inv.State.Events) == 0 {
+		t.Fatalf("bob's invite: %+v", b0.Rooms)
+	}
+	sawName := false
+	for _, e := range inv.State.Events {
+		if e.Type == event.StateRoomName {
+			sawName = true
+		}
+	}
+	if !sawName {
+		t.Error("invite_state lacks the room name")
+	}
+
+	// Bob joins: his next sync has the room with its state.
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	b1, err := bob.SyncRequest(ctx, 0, b0.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bj, ok := b1.Rooms.Join[room]
+	if !ok {
+		t.Fatalf("bob's sync after joining lacks the room: %+v", b1.Rooms)
+	}
+	if len(bj.State.Events)+len(bj.Timeline.Events) == 0 {
+		t.Error("no state for a newly joined room")
+	}
+
+	// Nothing new: an incremental sync without timeout returns at once, empty.
+	b2, err := bob.SyncRequest(ctx, 0, b1.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2.Rooms.Join) != 0 || b2.NextBatch != b1.NextBatch {
+		t.Errorf("empty sync: %+v, next_batch %s vs %s", b2.Rooms, b2.NextBatch, b1.NextBatch)
+	}
+
+	// A long-poll returns when alice sends.
+	type result struct {
+		resp *mautrix.RespSync
+		err  error
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		r, err := bob.SyncRequest(ctx, 20000, b2.NextBatch, "", false, "")
+		done <- result{r, err, time.Since(start)}
+	}()
+	sent, err := alice.SendText(ctx, room, "wake up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := bodies(r.resp.Rooms.Join[room].Timeline.Events); len(got) != 1 || got[0] != "wake up" || r.took > 10*time.Second {
+		t.Fatalf("long-poll: %v after %v", got, r.took)
+	}
+	if r.resp.Rooms.Join[room].Timeline.Events[0].ID != sent.EventID {
+		t.Error("wrong event")
+	}
+
+	// A gap: more messages than the filter's limit make the timeline limited, and its
+	// prev_batch pages back through /messages.
+	for i := range 8 {
+		if _, err := alice.SendText(ctx, room, "burst "+string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter, err := bob.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, err := bob.SyncRequest(ctx, 0, r.resp.NextBatch, filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := b3.Rooms.Join[room].Timeline
+	if got := bodies(tl.Events); !tl.Limited || len(got) != 3 || got[2] != "burst h" || tl.PrevBatch == "" {
+		t.Fatalf("limited timeline: limited %v, %v, prev_batch %q", tl.Limited, got, tl.PrevBatch)
+	}
+	back, err := bob.Messages(ctx, room, tl.PrevBatch, "", mautrix.DirectionBackward, nil, 5)
+	if err != nil || len(back.Chunk) != 5 || back.Chunk[0].Content.Raw["body"] != "burst e" {
+		t.Fatalf("paging back from prev_batch: %v %v", bodies(back.Chunk), err)
+	}
+
+	// Account data and tags.
+	if err := bob.SetAccountData(ctx, "org.example.sync", map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.AddTag(ctx, room, event.RoomTagFavourite, 0.2); err != nil {
+		t.Fatal(err)
+	}
+	b4, err := bob.SyncRequest(ctx, 0, b3.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b4.AccountData.Events) != 1 || b4.AccountData.Events[0].Type.Type != "org.example.sync" {
+		t.Errorf("account data in sync: %+v", b4.AccountData.Events)
+	}
+	if ad := b4.Rooms.Join[room]; ad == nil || len(ad.AccountData.Events) != 1 || ad.AccountData.Events[0].Type.Type != "m.tag" {
+		t.Errorf("m.tag in sync: %+v", b4.Rooms.Join[room])
+	}
+
+	// Kicked: the room moves to leave, with the kick in its timeline.
+	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.ID, Reason: "bye"}); err != nil {
+		t.Fatal(err)
+	}
+	b5, err := bob.SyncRequest(ctx, 0, b4.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, ok := b5.Rooms.Leave[room]
+	if !ok || len(left.Timeline.Events) == 0 {
+		t.Fatalf("bob's sync after the kick: %+v", b5.Rooms)
+	}
+	last := left.Timeline.Events[len(left.Timeline.Events)-1]
+	if last.Type != event.StateMember || last.Content.Raw["membership"] != "leave" || last.Sender != alice.ID {
+		t.Errorf("the kick is not the last event: %+v", last)
+	}
+	if _, stillJoined := b5.Rooms.Join[room]; stillJoined {
+		t.Error("room still in join after the kick")
+	}
+
+	// Bad input.
+	status, _, _ := s.raw("GET", "/_matrix/client/v3/sync?since=bogus", alice.AccessToken, nil)
+	if status != http.StatusBadRequest {
+		t.Errorf("bad since: %d", status)
+	}
+	status, _, _ = s.raw("GET", "/_matrix/client/v3/sync?timeout=soon", alice.AccessToken, nil)
+	if status != http.StatusBadRequest {
+		t.Errorf("bad timeout: %d", status)
+	}
+}
+
+// TestSyncAcrossRestartAndReplay: a sync token stays valid across a restart and across
+// spelt replay, and the client receives every event exactly once.
+func TestSyncAcrossRestartAndReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTestEnv(t, nil)
+	s := te.start()
+	alice := s.user(ctx, "alice")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	seen := map[id.EventID]int{}
+	syncOnce := func(c *mautrix.Client, since string) string {
+		t.Helper()
+		r, err := c.SyncRequest(ctx, 0, since, "", false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jr, ok := r.Rooms.Join[room]; ok {
+			if jr.Timeline.Limited {
+				t.Fatal("unexpected gap")
+			}
+			for _, e := range jr.Timeline.Events {
+				seen[e.ID]++
+			}
+		}
+		return r.NextBatch
+	}
+	send := func(c *mautrix.Client, body string) {
+		t.Helper()
+		if _, err := c.SendText(ctx, room, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(alice.Client, "before")
+	token := syncOnce(alice.Client, "")
+
+	s.stop()
+	s = te.start()
+	c := s.client(string(alice.ID), alice.AccessToken)
+	send(c, "after restart")
+	token = syncOnce(c, token)
+
+	s.stop()
+	if code, _, stderr := te.cli(ctx, "replay"); code != 0 {
+		t.Fatalf("replay: %d %s", code, stderr)
+	}
+	s = te.start()
+	c = s.client(string(alice.ID), alice.AccessToken)
+	send(c, "after replay")
+	syncOnce(c, token)
+
+	msgs, err := c.Messages(ctx, room, "", "", mautrix.DirectionForward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range msgs.Chunk {
+		if seen[e.ID] != 1 {
+			t.Errorf("event %s (%s) seen %d times through sync", e.ID, e.Type.Type, seen[e.ID])
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"spelt.dev/spelt/queries"
+)
+
+// SyncQueries answer /sync.
+type SyncQueries interface {
+	Sync(ctx context.Context, v queries.Viewer, req queries.SyncRequest) (*queries.Sync, error)
+}
+
+// syncProjectors are the read models /sync reads; a long-poll wakes when one moves.
+var syncProjectors = []string{"rooms", "account_data", "presence"}
+
+// maxSyncTimeout bounds a long-poll.
+const maxSyncTimeout = 5 * time.Minute
+
+// sync: GET /_matrix/client/v3/sync.
+func (s *Server) sync(c echo.Context) error {
+	ctx := c.Request().Context()
+	req := queries.SyncRequest{}
+	if v := c.QueryParam("since"); v != "" {
+		t, err := queries.ParseSyncToken(v)
+		if err != nil {
+			return err
+		}
+		req.Since = &t
+	}
+	var timeout time.Duration
+	if v := c.QueryParam("timeout"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return errInvalidParam("timeout must be a non-negative number of milliseconds")
+		}
+		timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	}
+	switch c.QueryParam("full_state") {
+	case "", "false":
+	case "true":
+		req.FullState = true
+	default:
+		return errInvalidParam("full_state must be true or false")
+	}
+	switch c.QueryParam("set_presence") {
+	case "", "online", "offline", "unavailable":
+		// Presence is what PUT /presence sets; a sync does not change it yet.
+	default:
+		return errInvalidParam("set_presence must be online, offline or unavailable")
+	}
+	if f := c.QueryParam("filter"); f != "" {
+		raw := json.RawMessage(f)
+		if !strings.HasPrefix(strings.TrimSpace(f), "{") {
+			var err error
+			if raw, err = s.q.Filter(ctx, identity(c).UserID, f); err != nil {
+				return errNotFound("Unknown filter %q", f)
+			}
+		}
+		if err := json.Unmarshal(raw, &req.Filter); err != nil {
+			return errInvalidParam("filter is not a valid filter: %v", err)
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		// Take the channels before reading, so a move in between is not missed.
+		moved := make([]<-chan struct{}, 0, len(syncProjectors))
+		for _, p := range syncProjectors {
+			moved = append(moved, s.wait.Moved(p))
+		}
+		res, err := s.q.Sync(ctx, viewer(c), req)
+		if err != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if req.Since == nil || !res.Empty() || left <= 0 {
+			return c.JSON(nethttp.StatusOK, res)
+		}
+		if !waitAny(ctx, moved, left) {
+			res, err = s.q.Sync(ctx, viewer(c), req)
+			if err != nil {
+				return err
+			}
+			return c.JSON(nethttp.StatusOK, res)
+		}
+	}
+}
+
+// waitAny waits until one of chans is closed (true), d passes or ctx ends (false).
+func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool {
+	merged := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case merged <- struct{}{}:
+				default:
+				}
+			case <-stop:
+			}
+		}()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-merged:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}

@@ -1,0 +1,535 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"spelt.dev/spelt/sql/gen/readdb"
+)
+
+// SyncToken is a position in every stream /sync reads: room events, account data,
+// presence. Each is a dense number its projector assigns in log order, so a token means
+// the same after a restart and after a replay. It is written "s<rooms>_<account
+// data>_<presence>"; its first part is a room timeline token too.
+type SyncToken struct {
+	Rooms, AccountData, Presence int64
+}
+
+func (t SyncToken) String() string {
+	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10)
+}
+
+// ParseSyncToken reads a sync token. A timeline token ("s<N>") is a sync token of the
+// room events only.
+func ParseSyncToken(s string) (SyncToken, error) {
+	if !strings.HasPrefix(s, "s") {
+		return SyncToken{}, ErrBadToken
+	}
+	parts := strings.Split(s[1:], "_")
+	var n [3]int64
+	for i, p := range parts {
+		if i >= 3 {
+			break
+		}
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || v < 0 {
+			return SyncToken{}, ErrBadToken
+		}
+		n[i] = v
+	}
+	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2]}, nil
+}
+
+// SyncFilter is what /sync uses of a filter (spec: client-server API, "Filtering").
+type SyncFilter struct {
+	Room struct {
+		Rooms        *[]string       `json:"rooms"`
+		NotRooms     []string        `json:"not_rooms"`
+		IncludeLeave bool            `json:"include_leave"`
+		Timeline     RoomEventFilter `json:"timeline"`
+		State        RoomEventFilter `json:"state"`
+		AccountData  RoomEventFilter `json:"account_data"`
+	} `json:"room"`
+	AccountData RoomEventFilter `json:"account_data"`
+	Presence    RoomEventFilter `json:"presence"`
+}
+
+// SyncRequest is a GET /sync request.
+type SyncRequest struct {
+	Since     *SyncToken
+	Filter    SyncFilter
+	FullState bool
+}
+
+// Sync is a /sync response.
+type Sync struct {
+	NextBatch   string          `json:"next_batch"`
+	Rooms       SyncRooms       `json:"rooms"`
+	AccountData eventList       `json:"account_data"`
+	Presence    eventList       `json:"presence"`
+	ToDevice    eventList       `json:"to_device"`
+	DeviceLists SyncDeviceLists `json:"device_lists"`
+	OTKCounts   map[string]int  `json:"device_one_time_keys_count"`
+}
+
+// Empty reports whether an incremental sync has nothing to say.
+func (s *Sync) Empty() bool {
+	return len(s.Rooms.Join) == 0 && len(s.Rooms.Invite) == 0 && len(s.Rooms.Leave) == 0 && len(s.Rooms.Knock) == 0 &&
+		len(s.AccountData.Events) == 0 && len(s.Presence.Events) == 0
+}
+
+// SyncDeviceLists are the device-list changes (none until end-to-end encryption).
+type SyncDeviceLists struct {
+	Changed []string `json:"changed"`
+	Left    []string `json:"left"`
+}
+
+type eventList struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// SyncRooms are the rooms sections of /sync.
+type SyncRooms struct {
+	Join   map[string]*JoinedRoom  `json:"join"`
+	Invite map[string]*InvitedRoom `json:"invite"`
+	Leave  map[string]*LeftRoom    `json:"leave"`
+	Knock  map[string]*KnockedRoom `json:"knock"`
+}
+
+// Timeline is a room's timeline in /sync.
+type Timeline struct {
+	Events    []json.RawMessage `json:"events"`
+	Limited   bool              `json:"limited"`
+	PrevBatch string            `json:"prev_batch,omitempty"`
+}
+
+// JoinedRoom is a room of rooms.join.
+type JoinedRoom struct {
+	Summary             RoomSummary         `json:"summary"`
+	State               eventList           `json:"state"`
+	Timeline            Timeline            `json:"timeline"`
+	Ephemeral           eventList           `json:"ephemeral"`
+	AccountData         eventList           `json:"account_data"`
+	UnreadNotifications UnreadNotifications `json:"unread_notifications"`
+}
+
+// RoomSummary is a joined room's summary.
+type RoomSummary struct {
+	Heroes  []string `json:"m.heroes,omitempty"`
+	Joined  *int     `json:"m.joined_member_count,omitempty"`
+	Invited *int     `json:"m.invited_member_count,omitempty"`
+}
+
+// UnreadNotifications are a room's unread counts.
+type UnreadNotifications struct {
+	Highlight    int `json:"highlight_count"`
+	Notification int `json:"notification_count"`
+}
+
+// InvitedRoom is a room of rooms.invite.
+type InvitedRoom struct {
+	InviteState eventList `json:"invite_state"`
+}
+
+// KnockedRoom is a room of rooms.knock.
+type KnockedRoom struct {
+	KnockState eventList `json:"knock_state"`
+}
+
+// LeftRoom is a room of rooms.leave.
+type LeftRoom struct {
+	State       eventList `json:"state"`
+	Timeline    Timeline  `json:"timeline"`
+	AccountData eventList `json:"account_data"`
+}
+
+// SyncPositions returns the current position of every stream /sync reads.
+func (q *Queries) SyncPositions(ctx context.Context) (SyncToken, error) {
+	p, err := q.q.SyncPositions(ctx, q.pool)
+	if err != nil {
+		return SyncToken{}, fmt.Errorf("sync positions: %w", err)
+	}
+	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence}, nil
+}
+
+// strippedTypes are the state an invited or knocking user sees of a room (spec:
+// client-server API, "Stripped state").
+var strippedTypes = []string{"m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules",
+	"m.room.canonical_alias", "m.room.encryption"}
+
+// Sync answers GET /sync: everything that changed for the viewer after req.Since (all
+// of it without), up to now, which the returned next_batch names.
+func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, error) {
+	now, err := q.SyncPositions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var since SyncToken
+	if req.Since != nil {
+		since = *req.Since
+		// A token from the future (another server's, or before a restore) counts as now.
+		since.Rooms, since.AccountData, since.Presence = min(since.Rooms, now.Rooms), min(since.AccountData, now.AccountData), min(since.Presence, now.Presence)
+	}
+	out := &Sync{NextBatch: now.String(), Rooms: SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{},
+		Leave: map[string]*LeftRoom{}, Knock: map[string]*KnockedRoom{}}, AccountData: eventList{Events: []json.RawMessage{}},
+		Presence: eventList{Events: []json.RawMessage{}}, ToDevice: eventList{Events: []json.RawMessage{}},
+		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}}
+	initial := req.Since == nil
+
+	memberships, err := q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms})
+	if err != nil {
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	wanted := func(room string) bool {
+		f := req.Filter.Room
+		return (f.Rooms == nil || slices.Contains(*f.Rooms, room)) && !slices.Contains(f.NotRooms, room)
+	}
+	var joined []string
+	changed := map[string]bool{} // rooms whose membership changed since the token
+	for _, m := range memberships {
+		if !wanted(m.RoomID) {
+			continue
+		}
+		if m.FromOrdering > since.Rooms {
+			changed[m.RoomID] = true
+		}
+		if m.Membership == "join" {
+			joined = append(joined, m.RoomID)
+		}
+	}
+	withEvents := map[string]int64{}
+	if !initial && len(joined) > 0 {
+		rows, err := q.q.SyncRoomsWithEvents(ctx, q.pool, readdb.SyncRoomsWithEventsParams{Since: since.Rooms, At: now.Rooms, RoomIds: joined})
+		if err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
+		for _, r := range rows {
+			withEvents[r.RoomID] = r.N
+		}
+	}
+	roomData, globalData, err := q.syncAccountData(ctx, v.UserID, since.AccountData, now.AccountData, initial)
+	if err != nil {
+		return nil, err
+	}
+	out.AccountData.Events = globalData
+
+	limit := 10
+	if l := req.Filter.Room.Timeline.Limit; l != nil && *l > 0 {
+		limit = min(*l, 100)
+	}
+	for _, m := range memberships {
+		room := m.RoomID
+		if !wanted(room) {
+			continue
+		}
+		switch m.Membership {
+		case "join":
+			fresh := initial || changed[room] || req.FullState
+			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 {
+				continue
+			}
+			jr, err := q.syncJoined(ctx, v, room, since.Rooms, now.Rooms, fresh, limit, req.Filter)
+			if err != nil {
+				return nil, err
+			}
+			jr.AccountData.Events = orEmpty(roomData[room])
+			out.Rooms.Join[room] = jr
+		case "invite", "knock":
+			if !initial && !changed[room] {
+				continue
+			}
+			state, err := q.strippedState(ctx, v, room, now.Rooms)
+			if err != nil {
+				return nil, err
+			}
+			if m.Membership == "invite" {
+				out.Rooms.Invite[room] = &InvitedRoom{InviteState: eventList{Events: state}}
+			} else {
+				out.Rooms.Knock[room] = &KnockedRoom{KnockState: eventList{Events: state}}
+			}
+		case "leave", "ban":
+			if initial && !req.Filter.Room.IncludeLeave || !initial && !changed[room] {
+				continue
+			}
+			lr, err := q.syncLeft(ctx, v, room, since.Rooms, m.FromOrdering, initial, limit, req.Filter)
+			if err != nil {
+				return nil, err
+			}
+			lr.AccountData.Events = orEmpty(roomData[room])
+			out.Rooms.Leave[room] = lr
+		}
+	}
+	if out.Presence.Events, err = q.syncPresence(ctx, v.UserID, joined, since.Presence, now.Presence); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func orEmpty(l []json.RawMessage) []json.RawMessage {
+	if l == nil {
+		return []json.RawMessage{}
+	}
+	return l
+}
+
+// syncAccountData returns the account data that changed after since, by room ("" for
+// global ones), as events.
+func (q *Queries) syncAccountData(ctx context.Context, user string, since, at int64, initial bool) (map[string][]json.RawMessage, []json.RawMessage, error) {
+	if initial {
+		since = 0
+	}
+	rows, err := q.q.SyncAccountData(ctx, q.pool, readdb.SyncAccountDataParams{UserID: user, Since: since, At: at})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sync account data: %w", err)
+	}
+	byRoom := map[string][]json.RawMessage{}
+	var global []json.RawMessage
+	for _, r := range rows {
+		ev, err := json.Marshal(map[string]any{"type": r.Type, "content": json.RawMessage(r.Content)})
+		if err != nil {
+			return nil, nil, err
+		}
+		if r.RoomID == "" {
+			global = append(global, ev)
+		} else {
+			byRoom[r.RoomID] = append(byRoom[r.RoomID], ev)
+		}
+	}
+	return byRoom, orEmpty(global), nil
+}
+
+// timelineRows returns the latest events of a room in (after, upto] that v sees and the
+// filter lets through, at most limit, oldest first, and whether there were more.
+func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after, upto int64, limit int, f RoomEventFilter) ([]*eventRow, bool, error) {
+	a, err := q.access(ctx, q.pool, room, v.UserID)
+	if err != nil {
+		return nil, false, err
+	}
+	var picked []*eventRow
+	cur := upto
+	limited := false
+	for scanned := 0; len(picked) <= limit && scanned < maxScan; {
+		rs, err := q.q.RoomEventsBackward(ctx, q.pool, readdb.RoomEventsBackwardParams{RoomID: room, Before: cur, After: after, Lim: int32(limit + 1)})
+		if err != nil {
+			return nil, false, fmt.Errorf("sync timeline: %w", err)
+		}
+		for _, r := range rs {
+			scanned++
+			cur = r.StreamOrdering - 1
+			e := eventRow(r)
+			if a.sees(v.UserID, &e) && f.matches(&e) {
+				picked = append(picked, &e)
+			}
+		}
+		if len(rs) < limit+1 {
+			break
+		}
+	}
+	if len(picked) > limit {
+		picked, limited = picked[:limit], true
+	}
+	slices.Reverse(picked)
+	return picked, limited, nil
+}
+
+// syncJoined builds a joined room's section. A room new to the sync (first sync, a new
+// join, full_state) gets its whole state as of the timeline's start; otherwise the state
+// that changed between the token and the timeline's start (a gap, when the timeline is
+// limited).
+func (q *Queries) syncJoined(ctx context.Context, v Viewer, room string, since, at int64, fresh bool, limit int, f SyncFilter) (*JoinedRoom, error) {
+	after := since
+	if fresh {
+		after = 0
+	}
+	rows, limited, err := q.timelineRows(ctx, v, room, after, at, limit, f.Room.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	jr := &JoinedRoom{Ephemeral: eventList{Events: []json.RawMessage{}}, AccountData: eventList{Events: []json.RawMessage{}}}
+	start := at // the state before the timeline
+	if len(rows) > 0 {
+		start = rows[0].StreamOrdering - 1
+	}
+	if jr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
+		return nil, err
+	}
+	keep, err := q.stateFilter(ctx, room, since, start, fresh, rows, f)
+	if err != nil {
+		return nil, err
+	}
+	if jr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
+		return nil, err
+	}
+	if jr.Summary, err = q.summary(ctx, v.UserID, room, at); err != nil {
+		return nil, err
+	}
+	return jr, nil
+}
+
+// timeline renders rows as a /sync timeline whose prev_batch is start.
+func (q *Queries) timeline(ctx context.Context, v Viewer, rows []*eventRow, limited bool, start int64) (Timeline, error) {
+	events, err := q.render(ctx, q.pool, v, rows)
+	if err != nil {
+		return Timeline{}, err
+	}
+	return Timeline{Events: events, Limited: limited, PrevBatch: Token(start).String()}, nil
+}
+
+// stateFilter decides which state events go in a room's state section.
+func (q *Queries) stateFilter(ctx context.Context, room string, since, start int64, fresh bool, rows []*eventRow, f SyncFilter) (func(typ, key string) bool, error) {
+	inTimeline := map[[2]string]bool{}
+	senders := map[string]bool{}
+	for _, r := range rows {
+		senders[r.Sender] = true
+		if r.StateKey != nil {
+			inTimeline[[2]string{r.Type, *r.StateKey}] = true
+		}
+	}
+	var changed map[[2]string]bool
+	if !fresh {
+		keys, err := q.q.SyncStateChanged(ctx, q.pool, readdb.SyncStateChangedParams{RoomID: room, Since: since, Upto: start})
+		if err != nil {
+			return nil, fmt.Errorf("sync state: %w", err)
+		}
+		changed = map[[2]string]bool{}
+		for _, k := range keys {
+			changed[[2]string{k.Type, k.StateKey}] = true
+		}
+	}
+	lazy := f.Room.State.LazyLoadMembers
+	return func(typ, key string) bool {
+		if changed != nil && !changed[[2]string{typ, key}] {
+			return false
+		}
+		if lazy && typ == "m.room.member" && !senders[key] {
+			return false
+		}
+		e := eventRow{Type: typ, StateKey: &key}
+		return f.Room.State.matches(&e)
+	}, nil
+}
+
+// summary is a joined room's summary: member counts and heroes (the first five other
+// members by user ID, for rooms without a name).
+func (q *Queries) summary(ctx context.Context, user, room string, at int64) (RoomSummary, error) {
+	rs, err := q.q.RoomStateAt(ctx, q.pool, readdb.RoomStateAtParams{RoomID: room, At: at})
+	if err != nil {
+		return RoomSummary{}, fmt.Errorf("sync summary: %w", err)
+	}
+	joined, invited := 0, 0
+	var heroes []string
+	for _, r := range rs {
+		if r.Type != "m.room.member" {
+			continue
+		}
+		switch deref(r.Membership) {
+		case "join":
+			joined++
+		case "invite":
+			invited++
+		default:
+			continue
+		}
+		if r.StateKey != user && len(heroes) < 5 {
+			heroes = append(heroes, r.StateKey)
+		}
+	}
+	return RoomSummary{Heroes: heroes, Joined: &joined, Invited: &invited}, nil
+}
+
+// strippedState is what an invited (or knocking) user sees of a room: a few state
+// events, stripped, and their own membership event.
+func (q *Queries) strippedState(ctx context.Context, v Viewer, room string, at int64) ([]json.RawMessage, error) {
+	rs, err := q.q.RoomStateAt(ctx, q.pool, readdb.RoomStateAtParams{RoomID: room, At: at})
+	if err != nil {
+		return nil, fmt.Errorf("sync stripped state: %w", err)
+	}
+	out := []json.RawMessage{}
+	for _, r := range rs {
+		if !slices.Contains(strippedTypes, r.Type) && !(r.Type == "m.room.member" && r.StateKey == v.UserID) {
+			continue
+		}
+		var ev struct {
+			Content json.RawMessage `json:"content"`
+		}
+		if err := json.Unmarshal([]byte(r.Event), &ev); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(map[string]any{"type": r.Type, "state_key": r.StateKey, "sender": r.Sender, "content": ev.Content})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// syncLeft builds a left room's section: its timeline up to the user's leave (or ban),
+// and the state before it.
+func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, leftAt int64, initial bool, limit int, f SyncFilter) (*LeftRoom, error) {
+	after := since
+	if initial {
+		after = 0
+	}
+	rows, limited, err := q.timelineRows(ctx, v, room, after, leftAt, limit, f.Room.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	start := leftAt
+	if len(rows) > 0 {
+		start = rows[0].StreamOrdering - 1
+	}
+	lr := &LeftRoom{AccountData: eventList{Events: []json.RawMessage{}}}
+	if lr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
+		return nil, err
+	}
+	keep, err := q.stateFilter(ctx, room, since, start, initial, rows, f)
+	if err != nil {
+		return nil, err
+	}
+	if lr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
+		return nil, err
+	}
+	return lr, nil
+}
+
+// syncPresence returns the presence changes after since of the user and of the members
+// of their joined rooms.
+func (q *Queries) syncPresence(ctx context.Context, user string, joined []string, since, at int64) ([]json.RawMessage, error) {
+	users := []string{user}
+	for _, room := range joined {
+		rs, err := q.q.RoomJoinedMembersAt(ctx, q.pool, readdb.RoomJoinedMembersAtParams{RoomID: room, At: at})
+		if err != nil {
+			return nil, fmt.Errorf("sync presence: %w", err)
+		}
+		for _, u := range rs {
+			if !slices.Contains(users, u) {
+				users = append(users, u)
+			}
+		}
+	}
+	rows, err := q.q.SyncPresence(ctx, q.pool, readdb.SyncPresenceParams{Since: since, At: at, UserIds: users})
+	if err != nil {
+		return nil, fmt.Errorf("sync presence: %w", err)
+	}
+	out := []json.RawMessage{}
+	now := q.now()
+	for _, r := range rows {
+		ago := max(now.Sub(r.UpdatedAt).Milliseconds(), 0)
+		content := map[string]any{"presence": r.Presence, "last_active_ago": ago,
+			"currently_active": r.Presence == "online" && ago < currentlyActiveWithin}
+		if r.StatusMsg != nil {
+			content["status_msg"] = *r.StatusMsg
+		}
+		b, err := json.Marshal(map[string]any{"type": "m.presence", "sender": r.UserID, "content": content})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}

@@ -1,0 +1,38 @@
+-- name: SyncPositions :one
+SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS rooms,
+       (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
+       (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence;
+
+-- name: SyncMemberships :many
+-- The user's membership of every room as it was at @at (the sync's upper bound), with
+-- the ordering of the membership event.
+SELECT room_id, coalesce(membership, '')::text AS membership, from_ordering FROM room_state
+WHERE type = 'm.room.member' AND state_key = @user_id
+  AND from_ordering <= @at AND (to_ordering IS NULL OR to_ordering > @at);
+
+-- name: SyncRoomsWithEvents :many
+-- Of @room_ids, those with events after @since up to @at, and how many.
+SELECT room_id, count(*)::bigint AS n FROM room_events
+WHERE stream_ordering > @since AND stream_ordering <= @at AND room_id = ANY(@room_ids::text[])
+GROUP BY room_id;
+
+-- name: SyncStateChanged :many
+-- The state keys of a room whose event changed after @since up to @upto.
+SELECT DISTINCT type, state_key FROM room_state
+WHERE room_id = @room_id AND from_ordering > @since AND from_ordering <= @upto;
+
+-- name: SyncAccountData :many
+SELECT room_id, type, content::text AS content FROM account_data
+WHERE user_id = @user_id AND stream_ordering > @since AND stream_ordering <= @at
+ORDER BY stream_ordering;
+
+-- name: SyncPresence :many
+-- Presence changes after @since up to @at of the given users.
+SELECT user_id, presence, status_msg, updated_at FROM user_presence
+WHERE stream_ordering > @since AND stream_ordering <= @at AND user_id = ANY(@user_ids::text[])
+ORDER BY stream_ordering;
+
+-- name: RoomJoinedMembersAt :many
+SELECT state_key FROM room_state
+WHERE room_id = @room_id AND type = 'm.room.member' AND membership = 'join'
+  AND from_ordering <= @at AND (to_ordering IS NULL OR to_ordering > @at);
