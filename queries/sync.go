@@ -179,10 +179,15 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		Presence: eventList{Events: []json.RawMessage{}}, ToDevice: eventList{Events: []json.RawMessage{}},
 		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}}
 	initial := req.Since == nil
+	if !initial && !req.FullState && since == now {
+		return out, nil // nothing happened anywhere: no query per stream, let alone per room
+	}
 
-	memberships, err := q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms})
-	if err != nil {
-		return nil, fmt.Errorf("sync: %w", err)
+	var memberships []readdb.SyncMembershipsRow
+	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData {
+		if memberships, err = q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms}); err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
 	}
 	wanted := func(room string) bool {
 		f := req.Filter.Room
@@ -202,7 +207,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 	}
 	withEvents := map[string]int64{}
-	if !initial && len(joined) > 0 {
+	if !initial && len(joined) > 0 && since.Rooms < now.Rooms {
 		rows, err := q.q.SyncRoomsWithEvents(ctx, q.pool, readdb.SyncRoomsWithEventsParams{Since: since.Rooms, At: now.Rooms, RoomIds: joined})
 		if err != nil {
 			return nil, fmt.Errorf("sync: %w", err)
@@ -211,9 +216,11 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			withEvents[r.RoomID] = r.N
 		}
 	}
-	roomData, globalData, err := q.syncAccountData(ctx, v.UserID, since.AccountData, now.AccountData, initial)
-	if err != nil {
-		return nil, err
+	roomData, globalData := map[string][]json.RawMessage{}, []json.RawMessage{}
+	if initial || since.AccountData < now.AccountData {
+		if roomData, globalData, err = q.syncAccountData(ctx, v.UserID, since.AccountData, now.AccountData, initial); err != nil {
+			return nil, err
+		}
 	}
 	out.AccountData.Events = globalData
 
@@ -263,8 +270,22 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			out.Rooms.Leave[room] = lr
 		}
 	}
-	if out.Presence.Events, err = q.syncPresence(ctx, v.UserID, joined, since.Presence, now.Presence); err != nil {
-		return nil, err
+	if initial || since.Presence < now.Presence {
+		if joined == nil && len(memberships) == 0 {
+			// The memberships were not read (nothing moved in rooms): read them now.
+			ms, err := q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms})
+			if err != nil {
+				return nil, fmt.Errorf("sync: %w", err)
+			}
+			for _, m := range ms {
+				if m.Membership == "join" {
+					joined = append(joined, m.RoomID)
+				}
+			}
+		}
+		if out.Presence.Events, err = q.syncPresence(ctx, v.UserID, joined, since.Presence, now.Presence); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -357,15 +378,26 @@ func (q *Queries) syncJoined(ctx context.Context, v Viewer, room string, since, 
 	if jr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
 		return nil, err
 	}
-	keep, err := q.stateFilter(ctx, room, since, start, fresh, rows, f)
+	keep, changedKeys, err := q.stateFilter(ctx, room, since, start, fresh, rows, f)
 	if err != nil {
 		return nil, err
 	}
-	if jr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
-		return nil, err
+	jr.State.Events = []json.RawMessage{}
+	if fresh || changedKeys > 0 {
+		if jr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
+			return nil, err
+		}
 	}
-	if jr.Summary, err = q.summary(ctx, v.UserID, room, at); err != nil {
-		return nil, err
+	// The summary only when membership may have changed (spec: servers may omit
+	// unchanged fields).
+	members := fresh
+	for _, r := range rows {
+		members = members || r.Type == "m.room.member"
+	}
+	if members || changedKeys > 0 {
+		if jr.Summary, err = q.summary(ctx, v.UserID, room, at); err != nil {
+			return nil, err
+		}
 	}
 	return jr, nil
 }
@@ -380,7 +412,7 @@ func (q *Queries) timeline(ctx context.Context, v Viewer, rows []*eventRow, limi
 }
 
 // stateFilter decides which state events go in a room's state section.
-func (q *Queries) stateFilter(ctx context.Context, room string, since, start int64, fresh bool, rows []*eventRow, f SyncFilter) (func(typ, key string) bool, error) {
+func (q *Queries) stateFilter(ctx context.Context, room string, since, start int64, fresh bool, rows []*eventRow, f SyncFilter) (keep func(typ, key string) bool, changedKeys int, err error) {
 	inTimeline := map[[2]string]bool{}
 	senders := map[string]bool{}
 	for _, r := range rows {
@@ -391,13 +423,15 @@ func (q *Queries) stateFilter(ctx context.Context, room string, since, start int
 	}
 	var changed map[[2]string]bool
 	if !fresh {
-		keys, err := q.q.SyncStateChanged(ctx, q.pool, readdb.SyncStateChangedParams{RoomID: room, Since: since, Upto: start})
-		if err != nil {
-			return nil, fmt.Errorf("sync state: %w", err)
-		}
 		changed = map[[2]string]bool{}
-		for _, k := range keys {
-			changed[[2]string{k.Type, k.StateKey}] = true
+		if start > since {
+			keys, err := q.q.SyncStateChanged(ctx, q.pool, readdb.SyncStateChangedParams{RoomID: room, Since: since, Upto: start})
+			if err != nil {
+				return nil, 0, fmt.Errorf("sync state: %w", err)
+			}
+			for _, k := range keys {
+				changed[[2]string{k.Type, k.StateKey}] = true
+			}
 		}
 	}
 	lazy := f.Room.State.LazyLoadMembers
@@ -410,7 +444,7 @@ func (q *Queries) stateFilter(ctx context.Context, room string, since, start int
 		}
 		e := eventRow{Type: typ, StateKey: &key}
 		return f.Room.State.matches(&e)
-	}, nil
+	}, len(changed), nil
 }
 
 // summary is a joined room's summary: member counts and heroes (the first five other
@@ -487,12 +521,15 @@ func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, le
 	if lr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
 		return nil, err
 	}
-	keep, err := q.stateFilter(ctx, room, since, start, initial, rows, f)
+	keep, changedKeys, err := q.stateFilter(ctx, room, since, start, initial, rows, f)
 	if err != nil {
 		return nil, err
 	}
-	if lr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
-		return nil, err
+	lr.State.Events = []json.RawMessage{}
+	if initial || changedKeys > 0 {
+		if lr.State.Events, err = q.stateAt(ctx, v, room, start, keep); err != nil {
+			return nil, err
+		}
 	}
 	return lr, nil
 }
@@ -501,13 +538,13 @@ func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, le
 // of their joined rooms.
 func (q *Queries) syncPresence(ctx context.Context, user string, joined []string, since, at int64) ([]json.RawMessage, error) {
 	users := []string{user}
-	for _, room := range joined {
-		rs, err := q.q.RoomJoinedMembersAt(ctx, q.pool, readdb.RoomJoinedMembersAtParams{RoomID: room, At: at})
+	if len(joined) > 0 {
+		rs, err := q.q.CoMembersAt(ctx, q.pool, readdb.CoMembersAtParams{RoomIds: joined, At: at})
 		if err != nil {
 			return nil, fmt.Errorf("sync presence: %w", err)
 		}
 		for _, u := range rs {
-			if !slices.Contains(users, u) {
+			if u != user {
 				users = append(users, u)
 			}
 		}

@@ -10,19 +10,20 @@ import (
 	"time"
 )
 
-const roomJoinedMembersAt = `-- name: RoomJoinedMembersAt :many
-SELECT state_key FROM room_state
-WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'
+const coMembersAt = `-- name: CoMembersAt :many
+SELECT DISTINCT state_key FROM room_state
+WHERE room_id = ANY($1::text[]) AND type = 'm.room.member' AND membership = 'join'
   AND from_ordering <= $2 AND (to_ordering IS NULL OR to_ordering > $2)
 `
 
-type RoomJoinedMembersAtParams struct {
-	RoomID string
-	At     int64
+type CoMembersAtParams struct {
+	RoomIds []string
+	At      int64
 }
 
-func (q *Queries) RoomJoinedMembersAt(ctx context.Context, db DBTX, arg RoomJoinedMembersAtParams) ([]string, error) {
-	rows, err := db.Query(ctx, roomJoinedMembersAt, arg.RoomID, arg.At)
+// The users joined at @at to any of @room_ids.
+func (q *Queries) CoMembersAt(ctx context.Context, db DBTX, arg CoMembersAtParams) ([]string, error) {
+	rows, err := db.Query(ctx, coMembersAt, arg.RoomIds, arg.At)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,8 @@ SELECT user_id, presence, status_msg, updated_at FROM user_presence
 WHERE stream_ordering > @since AND stream_ordering <= @at AND user_id = ANY(@user_ids::text[])
 ORDER BY stream_ordering;
 
--- name: RoomJoinedMembersAt :many
-SELECT state_key FROM room_state
-WHERE room_id = @room_id AND type = 'm.room.member' AND membership = 'join'
+-- name: CoMembersAt :many
+-- The users joined at @at to any of @room_ids.
+SELECT DISTINCT state_key FROM room_state
+WHERE room_id = ANY(@room_ids::text[]) AND type = 'm.room.member' AND membership = 'join'
   AND from_ordering <= @at AND (to_ordering IS NULL OR to_ordering > @at);
