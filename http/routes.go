@@ -56,8 +56,10 @@ func (s *Server) routes() {
 	c.PUT("/user/:userId/rooms/:roomId/tags/:tag", s.putTag, auth)
 	c.DELETE("/user/:userId/rooms/:roomId/tags/:tag", s.deleteTag, auth)
 
-	// Syncing (spec: client-server API, "Syncing").
+	// Syncing (spec: client-server API, "Syncing"), receipts and read markers.
 	c.GET("/sync", s.sync, guestAuth)
+	c.POST("/rooms/:roomId/receipt/:receiptType/:eventId", s.receipt, auth)
+	c.POST("/rooms/:roomId/read_markers", s.readMarkers, auth)
 
 	// Presence (spec: client-server API, "Presence").
 	c.PUT("/presence/:userId/status", s.putPresence, auth)

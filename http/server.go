@@ -75,6 +75,7 @@ type Commands interface {
 	FilterCommands
 	AccountDataCommands
 	PresenceCommands
+	ReceiptCommands
 	DirectoryCommands
 }
 

@@ -19,7 +19,7 @@ type SyncQueries interface {
 }
 
 // syncProjectors are the read models /sync reads; a long-poll wakes when one moves.
-var syncProjectors = []string{"rooms", "account_data", "presence"}
+var syncProjectors = []string{"rooms", "account_data", "presence", "receipts"}
 
 // maxSyncTimeout bounds a long-poll.
 const maxSyncTimeout = 5 * time.Minute

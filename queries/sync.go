@@ -14,13 +14,14 @@ import (
 // SyncToken is a position in every stream /sync reads: room events, account data,
 // presence. Each is a dense number its projector assigns in log order, so a token means
 // the same after a restart and after a replay. It is written "s<rooms>_<account
-// data>_<presence>"; its first part is a room timeline token too.
+// data>_<presence>_<receipts>"; its first part is a room timeline token too.
 type SyncToken struct {
-	Rooms, AccountData, Presence int64
+	Rooms, AccountData, Presence, Receipts int64
 }
 
 func (t SyncToken) String() string {
-	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10)
+	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10) +
+		"_" + strconv.FormatInt(t.Receipts, 10)
 }
 
 // ParseSyncToken reads a sync token. A timeline token ("s<N>") is a sync token of the
@@ -30,9 +31,9 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, ErrBadToken
 	}
 	parts := strings.Split(s[1:], "_")
-	var n [3]int64
+	var n [4]int64
 	for i, p := range parts {
-		if i >= 3 {
+		if i >= 4 {
 			break
 		}
 		v, err := strconv.ParseInt(p, 10, 64)
@@ -41,7 +42,7 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		n[i] = v
 	}
-	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2]}, nil
+	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3]}, nil
 }
 
 // SyncFilter is what /sync uses of a filter (spec: client-server API, "Filtering").
@@ -153,7 +154,7 @@ func (q *Queries) SyncPositions(ctx context.Context) (SyncToken, error) {
 	if err != nil {
 		return SyncToken{}, fmt.Errorf("sync positions: %w", err)
 	}
-	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence}, nil
+	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence, Receipts: p.Receipts}, nil
 }
 
 // strippedTypes are the state an invited or knocking user sees of a room (spec:
@@ -173,6 +174,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		since = *req.Since
 		// A token from the future (another server's, or before a restore) counts as now.
 		since.Rooms, since.AccountData, since.Presence = min(since.Rooms, now.Rooms), min(since.AccountData, now.AccountData), min(since.Presence, now.Presence)
+		since.Receipts = min(since.Receipts, now.Receipts)
 	}
 	out := &Sync{NextBatch: now.String(), Rooms: SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{},
 		Leave: map[string]*LeftRoom{}, Knock: map[string]*KnockedRoom{}}, AccountData: eventList{Events: []json.RawMessage{}},
@@ -184,7 +186,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	}
 
 	var memberships []readdb.SyncMembershipsRow
-	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData {
+	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData || since.Receipts < now.Receipts {
 		if memberships, err = q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms}); err != nil {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
@@ -224,6 +226,13 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	}
 	out.AccountData.Events = globalData
 
+	receipts := map[string][]json.RawMessage{}
+	if len(joined) > 0 && (initial || since.Receipts < now.Receipts) {
+		if receipts, err = q.syncReceipts(ctx, v.UserID, joined, since.Receipts, now.Receipts, initial); err != nil {
+			return nil, err
+		}
+	}
+
 	limit := 10
 	if l := req.Filter.Room.Timeline.Limit; l != nil && *l > 0 {
 		limit = min(*l, 100)
@@ -236,7 +245,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		switch m.Membership {
 		case "join":
 			fresh := initial || changed[room] || req.FullState
-			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 {
+			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 && len(receipts[room]) == 0 {
 				continue
 			}
 			jr, err := q.syncJoined(ctx, v, room, since.Rooms, now.Rooms, fresh, limit, req.Filter)
@@ -244,6 +253,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 				return nil, err
 			}
 			jr.AccountData.Events = orEmpty(roomData[room])
+			jr.Ephemeral.Events = orEmpty(receipts[room])
 			out.Rooms.Join[room] = jr
 		case "invite", "knock":
 			if !initial && !changed[room] {
@@ -567,6 +577,52 @@ func (q *Queries) syncPresence(ctx context.Context, user string, joined []string
 			return nil, err
 		}
 		out = append(out, b)
+	}
+	return out, nil
+}
+
+// syncReceipts returns, by room, the m.receipt event of the receipts that changed after
+// since: every member's public receipts, and the viewer's private ones.
+func (q *Queries) syncReceipts(ctx context.Context, user string, rooms []string, since, at int64, initial bool) (map[string][]json.RawMessage, error) {
+	if initial {
+		since = 0
+	}
+	rows, err := q.q.SyncReceipts(ctx, q.pool, readdb.SyncReceiptsParams{Since: since, At: at, RoomIds: rooms})
+	if err != nil {
+		return nil, fmt.Errorf("sync receipts: %w", err)
+	}
+	// room → event → type → user → receipt
+	content := map[string]map[string]map[string]map[string]map[string]any{}
+	for _, r := range rows {
+		if r.ReceiptType == "m.read.private" && r.UserID != user {
+			continue
+		}
+		byEvent := content[r.RoomID]
+		if byEvent == nil {
+			byEvent = map[string]map[string]map[string]map[string]any{}
+			content[r.RoomID] = byEvent
+		}
+		byType := byEvent[r.EventID]
+		if byType == nil {
+			byType = map[string]map[string]map[string]any{}
+			byEvent[r.EventID] = byType
+		}
+		if byType[r.ReceiptType] == nil {
+			byType[r.ReceiptType] = map[string]map[string]any{}
+		}
+		receipt := map[string]any{"ts": r.Ts}
+		if r.ThreadID != "" {
+			receipt["thread_id"] = r.ThreadID
+		}
+		byType[r.ReceiptType][r.UserID] = receipt
+	}
+	out := map[string][]json.RawMessage{}
+	for room, c := range content {
+		b, err := json.Marshal(map[string]any{"type": "m.receipt", "content": c})
+		if err != nil {
+			return nil, err
+		}
+		out[room] = []json.RawMessage{b}
 	}
 	return out, nil
 }

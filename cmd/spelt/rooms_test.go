@@ -233,6 +233,9 @@ func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
 		if _, err := a.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]any{"history_visibility": "joined"}); err != nil {
 			t.Fatal(err)
 		}
+		if err := a.MarkRead(ctx, room, last); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := a.RedactEvent(ctx, room, last, mautrix.ReqRedact{Reason: "spam"}); err != nil {
 			t.Fatal(err)
 		}

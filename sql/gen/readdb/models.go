@@ -103,6 +103,16 @@ type ProjectionFailure struct {
 	Error         string
 }
 
+type Receipt struct {
+	RoomID         string
+	UserID         string
+	ReceiptType    string
+	ThreadID       string
+	EventID        string
+	Ts             int64
+	StreamOrdering int64
+}
+
 type RegistrationToken struct {
 	Token       string
 	UsesAllowed *int32

@@ -122,19 +122,26 @@ func (q *Queries) SyncMemberships(ctx context.Context, db DBTX, arg SyncMembersh
 const syncPositions = `-- name: SyncPositions :one
 SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS rooms,
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
-       (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence
+       (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
+       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts
 `
 
 type SyncPositionsRow struct {
 	Rooms       int64
 	AccountData int64
 	Presence    int64
+	Receipts    int64
 }
 
 func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow, error) {
 	row := db.QueryRow(ctx, syncPositions)
 	var i SyncPositionsRow
-	err := row.Scan(&i.Rooms, &i.AccountData, &i.Presence)
+	err := row.Scan(
+		&i.Rooms,
+		&i.AccountData,
+		&i.Presence,
+		&i.Receipts,
+	)
 	return i, err
 }
 
@@ -172,6 +179,55 @@ func (q *Queries) SyncPresence(ctx context.Context, db DBTX, arg SyncPresencePar
 			&i.Presence,
 			&i.StatusMsg,
 			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const syncReceipts = `-- name: SyncReceipts :many
+SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
+WHERE stream_ordering > $1 AND stream_ordering <= $2 AND room_id = ANY($3::text[])
+ORDER BY stream_ordering
+`
+
+type SyncReceiptsParams struct {
+	Since   int64
+	At      int64
+	RoomIds []string
+}
+
+type SyncReceiptsRow struct {
+	RoomID      string
+	UserID      string
+	ReceiptType string
+	ThreadID    string
+	EventID     string
+	Ts          int64
+}
+
+// Receipts in @room_ids that changed after @since up to @at.
+func (q *Queries) SyncReceipts(ctx context.Context, db DBTX, arg SyncReceiptsParams) ([]SyncReceiptsRow, error) {
+	rows, err := db.Query(ctx, syncReceipts, arg.Since, arg.At, arg.RoomIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SyncReceiptsRow{}
+	for rows.Next() {
+		var i SyncReceiptsRow
+		if err := rows.Scan(
+			&i.RoomID,
+			&i.UserID,
+			&i.ReceiptType,
+			&i.ThreadID,
+			&i.EventID,
+			&i.Ts,
 		); err != nil {
 			return nil, err
 		}

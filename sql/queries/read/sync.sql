@@ -1,7 +1,8 @@
 -- name: SyncPositions :one
 SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS rooms,
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
-       (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence;
+       (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
+       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts;
 
 -- name: SyncMemberships :many
 -- The user's membership of every room as it was at @at (the sync's upper bound), with
@@ -37,3 +38,9 @@ ORDER BY stream_ordering;
 SELECT DISTINCT state_key FROM room_state
 WHERE room_id = ANY(@room_ids::text[]) AND type = 'm.room.member' AND membership = 'join'
   AND from_ordering <= @at AND (to_ordering IS NULL OR to_ordering > @at);
+
+-- name: SyncReceipts :many
+-- Receipts in @room_ids that changed after @since up to @at.
+SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
+WHERE stream_ordering > @since AND stream_ordering <= @at AND room_id = ANY(@room_ids::text[])
+ORDER BY stream_ordering;
