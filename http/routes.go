@@ -60,6 +60,7 @@ func (s *Server) routes() {
 	c.GET("/sync", s.sync, guestAuth)
 	c.POST("/rooms/:roomId/receipt/:receiptType/:eventId", s.receipt, auth)
 	c.POST("/rooms/:roomId/read_markers", s.readMarkers, auth)
+	c.PUT("/rooms/:roomId/typing/:userId", s.typing, auth)
 
 	// Presence (spec: client-server API, "Presence").
 	c.PUT("/presence/:userId/status", s.putPresence, auth)

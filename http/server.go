@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"spelt.dev/spelt/commands"
+	"spelt.dev/spelt/internal/typing"
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/queries"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	DefaultRoomVersion string
 	// Presence turns presence on ([presence] enabled).
 	Presence bool
+	// Typing is who is typing where; nil: a hub of this process alone.
+	Typing *typing.Hub
 }
 
 // Support is what GET /.well-known/matrix/support publishes.
@@ -128,6 +131,9 @@ func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) 
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(logger)
+	if cfg.Typing == nil {
+		cfg.Typing = typing.New(nil, logger)
+	}
 	s := &Server{
 		echo: e, cfg: cfg, cmd: cmd, q: q, wait: wait, logger: logger,
 		nonces:   newNonceStore(),

@@ -68,13 +68,15 @@ func (s *Server) sync(c echo.Context) error {
 			return errInvalidParam("filter is not a valid filter: %v", err)
 		}
 	}
+	req.Typing = s.cfg.Typing.Changes
 	deadline := time.Now().Add(timeout)
 	for {
 		// Take the channels before reading, so a move in between is not missed.
-		moved := make([]<-chan struct{}, 0, len(syncProjectors))
+		moved := make([]<-chan struct{}, 0, len(syncProjectors)+1)
 		for _, p := range syncProjectors {
 			moved = append(moved, s.wait.Moved(p))
 		}
+		moved = append(moved, s.cfg.Typing.Moved())
 		res, err := s.q.Sync(ctx, viewer(c), req)
 		if err != nil {
 			return err

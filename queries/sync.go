@@ -17,11 +17,14 @@ import (
 // data>_<presence>_<receipts>"; its first part is a room timeline token too.
 type SyncToken struct {
 	Rooms, AccountData, Presence, Receipts int64
+	// Typing is the serving process's typing position (typing is not in the log; a
+	// position from another process or from before a restart counts as the beginning).
+	Typing int64
 }
 
 func (t SyncToken) String() string {
 	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10) +
-		"_" + strconv.FormatInt(t.Receipts, 10)
+		"_" + strconv.FormatInt(t.Receipts, 10) + "_" + strconv.FormatInt(t.Typing, 10)
 }
 
 // ParseSyncToken reads a sync token. A timeline token ("s<N>") is a sync token of the
@@ -31,9 +34,9 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, ErrBadToken
 	}
 	parts := strings.Split(s[1:], "_")
-	var n [4]int64
+	var n [5]int64
 	for i, p := range parts {
-		if i >= 4 {
+		if i >= 5 {
 			break
 		}
 		v, err := strconv.ParseInt(p, 10, 64)
@@ -42,7 +45,7 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		n[i] = v
 	}
-	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3]}, nil
+	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3], Typing: n[4]}, nil
 }
 
 // SyncFilter is what /sync uses of a filter (spec: client-server API, "Filtering").
@@ -64,6 +67,9 @@ type SyncRequest struct {
 	Since     *SyncToken
 	Filter    SyncFilter
 	FullState bool
+	// Typing returns the typing position and, for rooms whose typing changed after
+	// since, who types there; nil: no typing.
+	Typing func(rooms []string, since int64) (int64, map[string][]string)
 }
 
 // Sync is a /sync response.
@@ -169,12 +175,18 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	if err != nil {
 		return nil, err
 	}
+	if req.Typing != nil {
+		now.Typing, _ = req.Typing(nil, 0)
+	}
 	var since SyncToken
 	if req.Since != nil {
 		since = *req.Since
 		// A token from the future (another server's, or before a restore) counts as now.
 		since.Rooms, since.AccountData, since.Presence = min(since.Rooms, now.Rooms), min(since.AccountData, now.AccountData), min(since.Presence, now.Presence)
 		since.Receipts = min(since.Receipts, now.Receipts)
+		if since.Typing > now.Typing {
+			since.Typing = 0
+		}
 	}
 	out := &Sync{NextBatch: now.String(), Rooms: SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{},
 		Leave: map[string]*LeftRoom{}, Knock: map[string]*KnockedRoom{}}, AccountData: eventList{Events: []json.RawMessage{}},
@@ -186,7 +198,8 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	}
 
 	var memberships []readdb.SyncMembershipsRow
-	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData || since.Receipts < now.Receipts {
+	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData || since.Receipts < now.Receipts ||
+		since.Typing < now.Typing {
 		if memberships, err = q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms}); err != nil {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
@@ -233,6 +246,11 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 	}
 
+	typingIn := map[string][]string{}
+	if req.Typing != nil && len(joined) > 0 && (initial || since.Typing < now.Typing) {
+		_, typingIn = req.Typing(joined, since.Typing)
+	}
+
 	limit := 10
 	if l := req.Filter.Room.Timeline.Limit; l != nil && *l > 0 {
 		limit = min(*l, 100)
@@ -245,7 +263,8 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		switch m.Membership {
 		case "join":
 			fresh := initial || changed[room] || req.FullState
-			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 && len(receipts[room]) == 0 {
+			_, typed := typingIn[room]
+			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 && len(receipts[room]) == 0 && !typed {
 				continue
 			}
 			jr, err := q.syncJoined(ctx, v, room, since.Rooms, now.Rooms, fresh, limit, req.Filter)
@@ -254,6 +273,13 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			}
 			jr.AccountData.Events = orEmpty(roomData[room])
 			jr.Ephemeral.Events = orEmpty(receipts[room])
+			if users, ok := typingIn[room]; ok {
+				b, err := json.Marshal(map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": users}})
+				if err != nil {
+					return nil, err
+				}
+				jr.Ephemeral.Events = append(jr.Ephemeral.Events, b)
+			}
 			out.Rooms.Join[room] = jr
 		case "invite", "knock":
 			if !initial && !changed[room] {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -100,5 +101,62 @@ func TestReceiptsAndReadMarkers(t *testing.T) {
 	status, _, body := s.raw("POST", "/_matrix/client/v3/rooms/"+string(room)+"/receipt/m.read/"+string(msg.EventID), bob.AccessToken, []byte(`{"thread_id":""}`))
 	if status != http.StatusBadRequest {
 		t.Errorf("empty thread_id: %d %v", status, body)
+	}
+}
+
+func TestTyping(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob, eve := s.user(ctx, "alice"), s.user(ctx, "bob"), s.user(ctx, "eve")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	b0, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typingOf := func(r *mautrix.RespSync) ([]any, bool) {
+		jr, ok := r.Rooms.Join[room]
+		if !ok {
+			return nil, false
+		}
+		for _, e := range jr.Ephemeral.Events {
+			if e.Type.Type == "m.typing" {
+				ids, _ := e.Content.Raw["user_ids"].([]any)
+				return ids, true
+			}
+		}
+		return nil, false
+	}
+	// Alice types for 300 ms: bob's long-poll sees her, then sees her stop.
+	if _, err := alice.UserTyping(ctx, room, true, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	b1, err := bob.SyncRequest(ctx, 5000, b0.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, ok := typingOf(b1); !ok || len(ids) != 1 || ids[0] != string(alice.ID) {
+		t.Fatalf("typing in bob's sync: %v %v", ids, ok)
+	}
+	b2, err := bob.SyncRequest(ctx, 5000, b1.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, ok := typingOf(b2); !ok || len(ids) != 0 {
+		t.Fatalf("typing after the timeout: %v %v", ids, ok)
+	}
+	// Not in the room, or for someone else: refused.
+	_, err = eve.UserTyping(ctx, room, true, time.Second)
+	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
+	status, _, _ := s.raw("PUT", "/_matrix/client/v3/rooms/"+string(room)+"/typing/"+string(alice.ID), bob.AccessToken, []byte(`{"typing":true}`))
+	if status != http.StatusForbidden {
+		t.Errorf("bob typing as alice: %d", status)
 	}
 }

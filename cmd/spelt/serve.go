@@ -20,6 +20,7 @@ import (
 	"spelt.dev/spelt/internal/mailer"
 	"spelt.dev/spelt/internal/pdus"
 	"spelt.dev/spelt/internal/signingkey"
+	"spelt.dev/spelt/internal/typing"
 	"spelt.dev/spelt/projections"
 	"spelt.dev/spelt/queries"
 	"spelt.dev/spelt/sql/migrations"
@@ -64,6 +65,7 @@ type app struct {
 	commands *commands.Commands
 	sealer   *eventlog.Sealer
 	http     *spelthttp.Server
+	typing   *typing.Hub
 	release  func()
 }
 
@@ -152,6 +154,8 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		Mailer:       mail,
 		SSOProviders: listedIdPs,
 	}
+	typingHub := typing.New(e.pool, e.logger)
+	httpCfg.Typing = typingHub
 	if e.tweakHTTP != nil {
 		e.tweakHTTP(&httpCfg)
 	}
@@ -167,6 +171,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		commands: cmds,
 		sealer:   eventlog.NewSealer(e.pool, eventlog.Key{ID: key.ID, Private: key.Private}, e.logger),
 		http:     srv,
+		typing:   typingHub,
 		release:  release,
 	}, nil
 }
@@ -183,6 +188,7 @@ func (a *app) run(ctx context.Context, l net.Listener) error {
 	defer stopBG()
 	bg, bgCtx := errgroup.WithContext(bgCtx)
 	bg.Go(func() error { return a.notifier.Run(bgCtx) })
+	bg.Go(func() error { a.typing.Run(bgCtx); return nil })
 	bg.Go(func() error { return a.runner.Run(bgCtx) })
 	bg.Go(func() error { return a.sealer.Run(bgCtx, a.env.cfg.EventLog.SealInterval.Duration) })
 	// A background part that fails stops the server too.
