@@ -11,8 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"spelt.dev/spelt/commands"
-	"spelt.dev/spelt/internal/typing"
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/typing"
 	"spelt.dev/spelt/queries"
 )
 
