@@ -72,6 +72,12 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 				UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
 			})
 		}
+	case eventlog.TypeToDeviceSent:
+		var d eventlog.ToDeviceSent
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{UserID: d.Sender, DeviceID: d.SenderDevice, Scope: "sendToDevice", TxnID: d.TxnID, EventID: "-"})
 	case eventlog.TypeRoomPublished:
 		var d eventlog.RoomPublished
 		if err := e.Decode(&d); err != nil {

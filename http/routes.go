@@ -61,6 +61,7 @@ func (s *Server) routes() {
 	c.POST("/rooms/:roomId/receipt/:receiptType/:eventId", s.receipt, auth)
 	c.POST("/rooms/:roomId/read_markers", s.readMarkers, auth)
 	c.PUT("/rooms/:roomId/typing/:userId", s.typing, auth)
+	c.PUT("/sendToDevice/:eventType/:txnId", s.sendToDevice, guestAuth)
 
 	// Presence (spec: client-server API, "Presence").
 	c.PUT("/presence/:userId/status", s.putPresence, auth)

@@ -79,6 +79,7 @@ type Commands interface {
 	AccountDataCommands
 	PresenceCommands
 	ReceiptCommands
+	ToDeviceCommands
 	DirectoryCommands
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/queries"
 )
 
@@ -19,7 +20,7 @@ type SyncQueries interface {
 }
 
 // syncProjectors are the read models /sync reads; a long-poll wakes when one moves.
-var syncProjectors = []string{"rooms", "account_data", "presence", "receipts"}
+var syncProjectors = []string{"rooms", "account_data", "presence", "receipts", "to_device"}
 
 // maxSyncTimeout bounds a long-poll.
 const maxSyncTimeout = 5 * time.Minute
@@ -80,6 +81,19 @@ func (s *Server) sync(c echo.Context) error {
 		res, err := s.q.Sync(ctx, viewer(c), req)
 		if err != nil {
 			return err
+		}
+		if res.ToDeviceAck > 0 {
+			// The client has the messages up to its token: they can go (spec: "the
+			// server should delete them once the client has acknowledged them").
+			id := identity(c)
+			pos, err := s.cmd.AcknowledgeToDevice(ctx, meta(c, eventlog.OriginClient), id.UserID, id.DeviceID, res.ToDeviceAck)
+			if err != nil {
+				return err
+			}
+			if err := s.wait.WaitFor(ctx, pos, "to_device"); err != nil {
+				return err
+			}
+			req.Since.Acked = req.Since.ToDevice // once, not on every look of a long-poll
 		}
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {

@@ -19,12 +19,17 @@ type SyncToken struct {
 	Rooms, AccountData, Presence, Receipts int64
 	// Typing is the serving process's typing position (typing is not in the log; a
 	// position from another process or from before a restart counts as the beginning).
-	Typing int64
+	Typing   int64
+	ToDevice int64
+	// Acked is the to-device position up to which messages are known to be deleted;
+	// below ToDevice, the next sync with this token acknowledges them.
+	Acked int64
 }
 
 func (t SyncToken) String() string {
 	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10) +
-		"_" + strconv.FormatInt(t.Receipts, 10) + "_" + strconv.FormatInt(t.Typing, 10)
+		"_" + strconv.FormatInt(t.Receipts, 10) + "_" + strconv.FormatInt(t.Typing, 10) + "_" + strconv.FormatInt(t.ToDevice, 10) +
+		"_" + strconv.FormatInt(t.Acked, 10)
 }
 
 // ParseSyncToken reads a sync token. A timeline token ("s<N>") is a sync token of the
@@ -34,9 +39,9 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, ErrBadToken
 	}
 	parts := strings.Split(s[1:], "_")
-	var n [5]int64
+	var n [7]int64
 	for i, p := range parts {
-		if i >= 5 {
+		if i >= 7 {
 			break
 		}
 		v, err := strconv.ParseInt(p, 10, 64)
@@ -45,7 +50,7 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		n[i] = v
 	}
-	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3], Typing: n[4]}, nil
+	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3], Typing: n[4], ToDevice: n[5], Acked: n[6]}, nil
 }
 
 // SyncFilter is what /sync uses of a filter (spec: client-server API, "Filtering").
@@ -81,12 +86,15 @@ type Sync struct {
 	ToDevice    eventList       `json:"to_device"`
 	DeviceLists SyncDeviceLists `json:"device_lists"`
 	OTKCounts   map[string]int  `json:"device_one_time_keys_count"`
+	// ToDeviceAck is the to-device position the client acknowledged by syncing past it,
+	// when messages up to it are left to delete (0: none).
+	ToDeviceAck int64 `json:"-"`
 }
 
 // Empty reports whether an incremental sync has nothing to say.
 func (s *Sync) Empty() bool {
 	return len(s.Rooms.Join) == 0 && len(s.Rooms.Invite) == 0 && len(s.Rooms.Leave) == 0 && len(s.Rooms.Knock) == 0 &&
-		len(s.AccountData.Events) == 0 && len(s.Presence.Events) == 0
+		len(s.AccountData.Events) == 0 && len(s.Presence.Events) == 0 && len(s.ToDevice.Events) == 0
 }
 
 // SyncDeviceLists are the device-list changes (none until end-to-end encryption).
@@ -160,7 +168,7 @@ func (q *Queries) SyncPositions(ctx context.Context) (SyncToken, error) {
 	if err != nil {
 		return SyncToken{}, fmt.Errorf("sync positions: %w", err)
 	}
-	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence, Receipts: p.Receipts}, nil
+	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence, Receipts: p.Receipts, ToDevice: p.ToDevice}, nil
 }
 
 // strippedTypes are the state an invited or knocking user sees of a room (spec:
@@ -183,7 +191,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		since = *req.Since
 		// A token from the future (another server's, or before a restore) counts as now.
 		since.Rooms, since.AccountData, since.Presence = min(since.Rooms, now.Rooms), min(since.AccountData, now.AccountData), min(since.Presence, now.Presence)
-		since.Receipts = min(since.Receipts, now.Receipts)
+		since.Receipts, since.ToDevice = min(since.Receipts, now.Receipts), min(since.ToDevice, now.ToDevice)
 		if since.Typing > now.Typing {
 			since.Typing = 0
 		}
@@ -193,8 +201,29 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		Presence: eventList{Events: []json.RawMessage{}}, ToDevice: eventList{Events: []json.RawMessage{}},
 		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}}
 	initial := req.Since == nil
-	if !initial && !req.FullState && since == now {
+	// Messages the previous sync gave are acknowledged by this one (spec: "Send-to-Device
+	// messaging": deleted once the client acknowledges them with a later since).
+	if !initial && since.Acked < since.ToDevice {
+		out.ToDeviceAck = since.ToDevice
+	}
+	now.Acked = now.ToDevice
+	cmp := since
+	cmp.Acked = now.Acked
+	if !initial && !req.FullState && cmp == now {
+		out.NextBatch = now.String()
 		return out, nil // nothing happened anywhere: no query per stream, let alone per room
+	}
+	if initial || since.ToDevice < now.ToDevice {
+		last, err := q.syncToDevice(ctx, v, since.ToDevice, now.ToDevice, out)
+		if err != nil {
+			return nil, err
+		}
+		now.ToDevice = last // less than all of it when there was more than one sync's worth
+		if len(out.ToDevice.Events) > 0 {
+			now.Acked = since.ToDevice
+		} else {
+			now.Acked = now.ToDevice
+		}
 	}
 
 	var memberships []readdb.SyncMembershipsRow
@@ -306,6 +335,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			out.Rooms.Leave[room] = lr
 		}
 	}
+	out.NextBatch = now.String()
 	if initial || since.Presence < now.Presence {
 		if joined == nil && len(memberships) == 0 {
 			// The memberships were not read (nothing moved in rooms): read them now.
@@ -651,4 +681,31 @@ func (q *Queries) syncReceipts(ctx context.Context, user string, rooms []string,
 		out[room] = []json.RawMessage{b}
 	}
 	return out, nil
+}
+
+// syncToDevice puts the device's messages after since (up to at) in out, at most 100,
+// and returns the position of the last one given (at when all were). Messages at or
+// before since were received: out.ToDeviceAck says they can go.
+func (q *Queries) syncToDevice(ctx context.Context, v Viewer, since, at int64, out *Sync) (int64, error) {
+	rows, err := q.q.SyncToDevice(ctx, q.pool, readdb.SyncToDeviceParams{UserID: v.UserID, DeviceID: v.DeviceID, At: at})
+	if err != nil {
+		return 0, fmt.Errorf("sync to-device: %w", err)
+	}
+	last := at
+	for _, r := range rows {
+		if r.StreamOrdering <= since {
+			// Received but not deleted yet (its acknowledgement is on its way).
+			continue
+		}
+		if len(out.ToDevice.Events) == 100 {
+			last = r.StreamOrdering - 1
+			break
+		}
+		b, err := json.Marshal(map[string]any{"type": r.Type, "sender": r.Sender, "content": json.RawMessage(r.Content)})
+		if err != nil {
+			return 0, err
+		}
+		out.ToDevice.Events = append(out.ToDevice.Events, b)
+	}
+	return last, nil
 }

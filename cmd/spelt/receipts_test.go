@@ -160,3 +160,58 @@ func TestTyping(t *testing.T) {
 		t.Errorf("bob typing as alice: %d", status)
 	}
 }
+
+func TestToDevice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	b0, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &mautrix.ReqSendToDevice{Messages: map[id.UserID]map[id.DeviceID]*event.Content{
+		bob.ID:                  {"*": {Raw: map[string]any{"n": 1}}},
+		"@someone:other.server": {"DEV": {Raw: map[string]any{"n": 2}}},
+	}}
+	txn := alice.TxnID()
+	for range 2 { // the retry of one transaction sends nothing more
+		if _, err := alice.MakeFullRequest(ctx, mautrix.FullRequest{Method: "PUT", URL: alice.BuildClientURL("v3", "sendToDevice", "org.example.ping", txn), RequestJSON: req}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b1, err := bob.SyncRequest(ctx, 5000, b0.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b1.ToDevice.Events) != 1 || b1.ToDevice.Events[0].Sender != alice.ID || b1.ToDevice.Events[0].Type.Type != "org.example.ping" {
+		t.Fatalf("to-device: %+v", b1.ToDevice.Events)
+	}
+	// Acknowledged by the next sync, they are not given again, not even to a first sync.
+	b2, err := bob.SyncRequest(ctx, 0, b1.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2.ToDevice.Events) != 0 {
+		t.Fatalf("messages again: %+v", b2.ToDevice.Events)
+	}
+	if _, err := alice.SendToDevice(ctx, event.Type{Type: "org.example.ping", Class: event.ToDeviceEventType}, &mautrix.ReqSendToDevice{Messages: map[id.UserID]map[id.DeviceID]*event.Content{
+		bob.ID: {bob.DeviceID: {Raw: map[string]any{"n": 3}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	b3, err := bob.SyncRequest(ctx, 0, b2.NextBatch, "", false, "")
+	if err != nil || len(b3.ToDevice.Events) != 1 || b3.ToDevice.Events[0].Content.Raw["n"] != float64(3) {
+		t.Fatalf("second message: %+v %v", b3.ToDevice.Events, err)
+	}
+	if _, err := bob.SyncRequest(ctx, 0, b3.NextBatch, "", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil || len(fresh.ToDevice.Events) != 0 {
+		t.Fatalf("a first sync after the acknowledgement: %+v %v", fresh.ToDevice.Events, err)
+	}
+	status, _, _ := s.raw("PUT", "/_matrix/client/v3/sendToDevice/x/t9", alice.AccessToken, []byte(`{}`))
+	if status != http.StatusBadRequest {
+		t.Errorf("no messages: %d", status)
+	}
+}

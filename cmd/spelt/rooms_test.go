@@ -200,6 +200,15 @@ func roomActivity(t *testing.T, ctx context.Context, a, b *mautrix.Client) {
 	if err := a.SetPresence(ctx, mautrix.ReqPresence{Presence: "unavailable", StatusMsg: "busy"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.SendToDevice(ctx, event.Type{Type: "org.example.busy", Class: event.ToDeviceEventType}, &mautrix.ReqSendToDevice{
+		Messages: map[id.UserID]map[id.DeviceID]*event.Content{b.UserID: {"*": {Raw: map[string]any{"n": 1}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := b.SyncRequest(ctx, 0, "", "", false, ""); err != nil {
+		t.Fatal(err)
+	} else if _, err := b.SyncRequest(ctx, 0, first.NextBatch, "", false, ""); err != nil { // acknowledges
+		t.Fatal(err)
+	}
 	if err := a.AddTag(ctx, "!busy:spelt.test", "u.busy", 0.5); err != nil {
 		t.Fatal(err)
 	}

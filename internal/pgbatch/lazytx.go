@@ -417,8 +417,8 @@ func (t *LazyTx) Rollback(ctx context.Context) error {
 	}
 	t.closed = true
 	defer t.conn.Release()
-	if !t.begun {
-		return nil
+	if !t.begun || t.conn.Conn().IsClosed() {
+		return nil // nothing began, or the connection died and took the transaction with it
 	}
 	if _, err := t.conn.Exec(ctx, "ROLLBACK"); err != nil {
 		t.conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // the connection's state is unknown

@@ -123,7 +123,8 @@ const syncPositions = `-- name: SyncPositions :one
 SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS rooms,
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
        (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
-       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts
+       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts,
+       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device
 `
 
 type SyncPositionsRow struct {
@@ -131,6 +132,7 @@ type SyncPositionsRow struct {
 	AccountData int64
 	Presence    int64
 	Receipts    int64
+	ToDevice    int64
 }
 
 func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow, error) {
@@ -141,6 +143,7 @@ func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow,
 		&i.AccountData,
 		&i.Presence,
 		&i.Receipts,
+		&i.ToDevice,
 	)
 	return i, err
 }
@@ -312,4 +315,61 @@ func (q *Queries) SyncStateChanged(ctx context.Context, db DBTX, arg SyncStateCh
 		return nil, err
 	}
 	return items, nil
+}
+
+const syncToDevice = `-- name: SyncToDevice :many
+SELECT stream_ordering, sender, type, content::text AS content FROM device_inbox
+WHERE user_id = $1 AND device_id = $2 AND stream_ordering <= $3
+ORDER BY stream_ordering LIMIT 200
+`
+
+type SyncToDeviceParams struct {
+	UserID   string
+	DeviceID string
+	At       int64
+}
+
+type SyncToDeviceRow struct {
+	StreamOrdering int64
+	Sender         string
+	Type           string
+	Content        string
+}
+
+// A device's messages up to @at, oldest first: those after @since to deliver, and
+// whether any at or before it are left to delete.
+func (q *Queries) SyncToDevice(ctx context.Context, db DBTX, arg SyncToDeviceParams) ([]SyncToDeviceRow, error) {
+	rows, err := db.Query(ctx, syncToDevice, arg.UserID, arg.DeviceID, arg.At)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SyncToDeviceRow{}
+	for rows.Next() {
+		var i SyncToDeviceRow
+		if err := rows.Scan(
+			&i.StreamOrdering,
+			&i.Sender,
+			&i.Type,
+			&i.Content,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const toDevicePosition = `-- name: ToDevicePosition :one
+SELECT coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint
+`
+
+func (q *Queries) ToDevicePosition(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, toDevicePosition)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }

@@ -46,6 +46,20 @@ type Device struct {
 	LastSeenTs  *time.Time
 }
 
+type DeviceInbox struct {
+	UserID         string
+	DeviceID       string
+	StreamOrdering int64
+	Sender         string
+	Type           string
+	Content        []byte
+}
+
+type DeviceInboxPosition struct {
+	ID             bool
+	StreamOrdering int64
+}
+
 type ErasedUser struct {
 	UserID   string
 	ErasedAt int64

@@ -2,7 +2,8 @@
 SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS rooms,
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
        (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
-       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts;
+       (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts,
+       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device;
 
 -- name: SyncMemberships :many
 -- The user's membership of every room as it was at @at (the sync's upper bound), with
@@ -44,3 +45,13 @@ WHERE room_id = ANY(@room_ids::text[]) AND type = 'm.room.member' AND membership
 SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
 WHERE stream_ordering > @since AND stream_ordering <= @at AND room_id = ANY(@room_ids::text[])
 ORDER BY stream_ordering;
+
+-- name: ToDevicePosition :one
+SELECT coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint;
+
+-- name: SyncToDevice :many
+-- A device's messages up to @at, oldest first: those after @since to deliver, and
+-- whether any at or before it are left to delete.
+SELECT stream_ordering, sender, type, content::text AS content FROM device_inbox
+WHERE user_id = @user_id AND device_id = @device_id AND stream_ordering <= @at
+ORDER BY stream_ordering LIMIT 200;
