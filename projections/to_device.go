@@ -12,21 +12,26 @@ import (
 )
 
 // ToDevice projects each device's inbox of to-device messages, numbered in log order
-// (sync tokens); acknowledged messages go.
+// (sync tokens); acknowledged messages go, and so do the inboxes of deleted devices.
 type ToDevice struct{}
 
 // Name implements Projector.
 func (ToDevice) Name() string { return "to_device" }
 
 // Version implements Projector.
-func (ToDevice) Version() int { return 1 }
+func (ToDevice) Version() int { return 2 }
 
 // Tables implements Projector.
 func (ToDevice) Tables() []string { return []string{"device_inbox", "device_inbox_position"} }
 
 // Handles implements Projector.
 func (ToDevice) Handles(t string) bool {
-	return t == eventlog.TypeToDeviceSent || t == eventlog.TypeToDeviceAcknowledged
+	switch t {
+	case eventlog.TypeToDeviceSent, eventlog.TypeToDeviceAcknowledged, eventlog.TypeDeviceLoggedOut,
+		eventlog.TypeAllDevicesLoggedOut, eventlog.TypeAccountDeactivated:
+		return true
+	}
+	return false
 }
 
 // Apply implements Projector.
@@ -51,6 +56,24 @@ func (ToDevice) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) e
 					Sender: d.Sender, Type: d.Type, Content: m.Content}); err != nil {
 					return fmt.Errorf("to_device: %w", err)
 				}
+			}
+		case eventlog.TypeDeviceLoggedOut:
+			var d eventlog.DeviceLoggedOut
+			if err := e.Decode(&d); err != nil {
+				return fmt.Errorf("to_device: %w", err)
+			}
+			if err := q.DeviceInboxDeleteDevice(ctx, &b, projdb.DeviceInboxDeleteDeviceParams{UserID: d.UserID, DeviceID: d.DeviceID}); err != nil {
+				return fmt.Errorf("to_device: %w", err)
+			}
+		case eventlog.TypeAllDevicesLoggedOut, eventlog.TypeAccountDeactivated:
+			var d struct {
+				UserID string `json:"user_id"`
+			}
+			if err := e.Decode(&d); err != nil {
+				return fmt.Errorf("to_device: %w", err)
+			}
+			if err := q.DeviceInboxDeleteUser(ctx, &b, d.UserID); err != nil {
+				return fmt.Errorf("to_device: %w", err)
 			}
 		case eventlog.TypeToDeviceAcknowledged:
 			var d eventlog.ToDeviceAcknowledged

@@ -24,6 +24,29 @@ func (q *Queries) DeviceInboxAcknowledge(ctx context.Context, db DBTX, arg Devic
 	return err
 }
 
+const deviceInboxDeleteDevice = `-- name: DeviceInboxDeleteDevice :exec
+DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2
+`
+
+type DeviceInboxDeleteDeviceParams struct {
+	UserID   string
+	DeviceID string
+}
+
+func (q *Queries) DeviceInboxDeleteDevice(ctx context.Context, db DBTX, arg DeviceInboxDeleteDeviceParams) error {
+	_, err := db.Exec(ctx, deviceInboxDeleteDevice, arg.UserID, arg.DeviceID)
+	return err
+}
+
+const deviceInboxDeleteUser = `-- name: DeviceInboxDeleteUser :exec
+DELETE FROM device_inbox WHERE user_id = $1
+`
+
+func (q *Queries) DeviceInboxDeleteUser(ctx context.Context, db DBTX, userID string) error {
+	_, err := db.Exec(ctx, deviceInboxDeleteUser, userID)
+	return err
+}
+
 const deviceInboxInsert = `-- name: DeviceInboxInsert :exec
 INSERT INTO device_inbox (user_id, device_id, stream_ordering, sender, type, content)
 VALUES ($1, $2, $3, $4, $5, $6)

@@ -11,3 +11,9 @@ VALUES (@user_id, @device_id, @stream_ordering, @sender, @type, @content);
 
 -- name: DeviceInboxAcknowledge :exec
 DELETE FROM device_inbox WHERE user_id = @user_id AND device_id = @device_id AND stream_ordering <= @up_to;
+
+-- name: DeviceInboxDeleteDevice :exec
+DELETE FROM device_inbox WHERE user_id = @user_id AND device_id = @device_id;
+
+-- name: DeviceInboxDeleteUser :exec
+DELETE FROM device_inbox WHERE user_id = @user_id;
