@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -75,6 +76,32 @@ type SyncRequest struct {
 	// Typing returns the typing position and, for rooms whose typing changed after
 	// since, who types there; nil: no typing.
 	Typing func(rooms []string, since int64) (int64, map[string][]string)
+
+	ignored map[string]bool // the viewer's m.ignored_user_list, once read
+}
+
+// ignoring reads the viewer's ignored users (spec: client-server API, "Ignoring Users"):
+// their events other than state events, and their invites, are not synced.
+func (q *Queries) ignoring(ctx context.Context, v Viewer, req *SyncRequest) (map[string]bool, error) {
+	if req.ignored != nil {
+		return req.ignored, nil
+	}
+	req.ignored = map[string]bool{}
+	raw, err := q.AccountData(ctx, v.UserID, "", "m.ignored_user_list")
+	if errors.Is(err, ErrNotFound) {
+		return req.ignored, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		Ignored map[string]json.RawMessage `json:"ignored_users"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	for u := range c.Ignored {
+		req.ignored[u] = true
+	}
+	return req.ignored, nil
 }
 
 // Sync is a /sync response.
@@ -296,7 +323,11 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			if !fresh && withEvents[room] == 0 && len(roomData[room]) == 0 && len(receipts[room]) == 0 && !typed {
 				continue
 			}
-			jr, err := q.syncJoined(ctx, v, room, since.Rooms, now.Rooms, fresh, limit, req.Filter)
+			ignored, err := q.ignoring(ctx, v, &req)
+			if err != nil {
+				return nil, err
+			}
+			jr, err := q.syncJoined(ctx, v, room, since.Rooms, now.Rooms, fresh, limit, req.Filter, ignored)
 			if err != nil {
 				return nil, err
 			}
@@ -314,9 +345,16 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			if !initial && !changed[room] {
 				continue
 			}
-			state, err := q.strippedState(ctx, v, room, now.Rooms)
+			state, inviter, err := q.strippedState(ctx, v, room, now.Rooms)
 			if err != nil {
 				return nil, err
+			}
+			ignored, err := q.ignoring(ctx, v, &req)
+			if err != nil {
+				return nil, err
+			}
+			if ignored[inviter] {
+				continue // invites from ignored users are not synced
 			}
 			if m.Membership == "invite" {
 				out.Rooms.Invite[room] = &InvitedRoom{InviteState: eventList{Events: state}}
@@ -327,7 +365,11 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			if initial && !req.Filter.Room.IncludeLeave || !initial && !changed[room] {
 				continue
 			}
-			lr, err := q.syncLeft(ctx, v, room, since.Rooms, m.FromOrdering, initial, limit, req.Filter)
+			ignored, err := q.ignoring(ctx, v, &req)
+			if err != nil {
+				return nil, err
+			}
+			lr, err := q.syncLeft(ctx, v, room, since.Rooms, m.FromOrdering, initial, limit, req.Filter, ignored)
 			if err != nil {
 				return nil, err
 			}
@@ -391,7 +433,7 @@ func (q *Queries) syncAccountData(ctx context.Context, user string, since, at in
 
 // timelineRows returns the latest events of a room in (after, upto] that v sees and the
 // filter lets through, at most limit, oldest first, and whether there were more.
-func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after, upto int64, limit int, f RoomEventFilter) ([]*eventRow, bool, error) {
+func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after, upto int64, limit int, f RoomEventFilter, ignored map[string]bool) ([]*eventRow, bool, error) {
 	a, err := q.access(ctx, q.pool, room, v.UserID)
 	if err != nil {
 		return nil, false, err
@@ -408,7 +450,7 @@ func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after
 			scanned++
 			cur = r.StreamOrdering - 1
 			e := eventRow(r)
-			if a.sees(v.UserID, &e) && f.matches(&e) {
+			if a.sees(v.UserID, &e) && f.matches(&e) && (e.StateKey != nil || !ignored[e.Sender]) {
 				picked = append(picked, &e)
 			}
 		}
@@ -427,12 +469,12 @@ func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after
 // join, full_state) gets its whole state as of the timeline's start; otherwise the state
 // that changed between the token and the timeline's start (a gap, when the timeline is
 // limited).
-func (q *Queries) syncJoined(ctx context.Context, v Viewer, room string, since, at int64, fresh bool, limit int, f SyncFilter) (*JoinedRoom, error) {
+func (q *Queries) syncJoined(ctx context.Context, v Viewer, room string, since, at int64, fresh bool, limit int, f SyncFilter, ignored map[string]bool) (*JoinedRoom, error) {
 	after := since
 	if fresh {
 		after = 0
 	}
-	rows, limited, err := q.timelineRows(ctx, v, room, after, at, limit, f.Room.Timeline)
+	rows, limited, err := q.timelineRows(ctx, v, room, after, at, limit, f.Room.Timeline, ignored)
 	if err != nil {
 		return nil, err
 	}
@@ -543,13 +585,16 @@ func (q *Queries) summary(ctx context.Context, user, room string, at int64) (Roo
 
 // strippedState is what an invited (or knocking) user sees of a room: a few state
 // events, stripped, and their own membership event.
-func (q *Queries) strippedState(ctx context.Context, v Viewer, room string, at int64) ([]json.RawMessage, error) {
+func (q *Queries) strippedState(ctx context.Context, v Viewer, room string, at int64) (out []json.RawMessage, inviter string, err error) {
 	rs, err := q.q.RoomStateAt(ctx, q.pool, readdb.RoomStateAtParams{RoomID: room, At: at})
 	if err != nil {
-		return nil, fmt.Errorf("sync stripped state: %w", err)
+		return nil, "", fmt.Errorf("sync stripped state: %w", err)
 	}
-	out := []json.RawMessage{}
+	out = []json.RawMessage{}
 	for _, r := range rs {
+		if r.Type == "m.room.member" && r.StateKey == v.UserID {
+			inviter = r.Sender
+		}
 		if !slices.Contains(strippedTypes, r.Type) && !(r.Type == "m.room.member" && r.StateKey == v.UserID) {
 			continue
 		}
@@ -557,25 +602,25 @@ func (q *Queries) strippedState(ctx context.Context, v Viewer, room string, at i
 			Content json.RawMessage `json:"content"`
 		}
 		if err := json.Unmarshal([]byte(r.Event), &ev); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		b, err := json.Marshal(map[string]any{"type": r.Type, "state_key": r.StateKey, "sender": r.Sender, "content": ev.Content})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, b)
 	}
-	return out, nil
+	return out, inviter, nil
 }
 
 // syncLeft builds a left room's section: its timeline up to the user's leave (or ban),
 // and the state before it.
-func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, leftAt int64, initial bool, limit int, f SyncFilter) (*LeftRoom, error) {
+func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, leftAt int64, initial bool, limit int, f SyncFilter, ignored map[string]bool) (*LeftRoom, error) {
 	after := since
 	if initial {
 		after = 0
 	}
-	rows, limited, err := q.timelineRows(ctx, v, room, after, leftAt, limit, f.Room.Timeline)
+	rows, limited, err := q.timelineRows(ctx, v, room, after, leftAt, limit, f.Room.Timeline, ignored)
 	if err != nil {
 		return nil, err
 	}

@@ -261,3 +261,57 @@ func TestSyncAcrossRestartAndReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncIgnoredUsers: a user's ignored users' messages and invites do not reach
+// their syncs; their state events do.
+func TestSyncIgnoredUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob, eve := s.user(ctx, "alice"), s.user(ctx, "bob"), s.user(ctx, "eve")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	for _, u := range []user{bob, eve} {
+		if _, err := u.JoinRoomByID(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": map[string]any{string(eve.ID): map[string]any{}}}); err != nil {
+		t.Fatal(err)
+	}
+	b0, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eve.SendText(ctx, room, "from eve"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(ctx, room, "from alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": "t"}); err != nil {
+		t.Fatal(err)
+	}
+	evesRoom, err := eve.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{bob.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := bob.SyncRequest(ctx, 0, b0.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bodies(b1.Rooms.Join[room].Timeline.Events); len(got) != 1 || got[0] != "from alice" {
+		t.Errorf("bob's timeline: %v", got)
+	}
+	if _, ok := b1.Rooms.Invite[evesRoom.RoomID]; ok {
+		t.Error("bob got the ignored user's invite")
+	}
+	// Alice, who ignores nobody, sees both.
+	page, err := alice.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 5)
+	if err != nil || len(bodies(page.Chunk)) != 2 {
+		t.Fatalf("alice's messages: %v %v", bodies(page.Chunk), err)
+	}
+}
