@@ -58,6 +58,8 @@ func (s *Server) routes() {
 
 	// Syncing (spec: client-server API, "Syncing"), receipts and read markers.
 	c.GET("/sync", s.sync, guestAuth)
+	c.GET("/initialSync", s.initialSync, guestAuth)
+	c.GET("/events", s.events, guestAuth)
 	c.POST("/rooms/:roomId/receipt/:receiptType/:eventId", s.receipt, auth)
 	c.POST("/rooms/:roomId/read_markers", s.readMarkers, auth)
 	c.PUT("/rooms/:roomId/typing/:userId", s.typing, auth)

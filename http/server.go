@@ -98,6 +98,7 @@ type Queries interface {
 	AccountDataQueries
 	PresenceQueries
 	SyncQueries
+	LegacySyncQueries
 	RelationQueries
 	DirectoryQueries
 }

@@ -315,3 +315,73 @@ func TestSyncIgnoredUsers(t *testing.T) {
 		t.Fatalf("alice's messages: %v %v", bodies(page.Chunk), err)
 	}
 }
+
+// TestLegacySync: the deprecated GET /initialSync and GET /events.
+func TestLegacySync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "Old school", Invite: []id.UserID{bob.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := alice.SendText(ctx, room, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		End   string `json:"end"`
+		Rooms []struct {
+			RoomID     string `json:"room_id"`
+			Membership string `json:"membership"`
+			Messages   struct {
+				Chunk []map[string]any `json:"chunk"`
+			} `json:"messages"`
+			State  []map[string]any `json:"state"`
+			Invite map[string]any   `json:"invite"`
+		} `json:"rooms"`
+	}
+	if err := call(ctx, alice.Client, "GET", []any{"v3", "initialSync"}, nil, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Rooms) != 1 || snap.Rooms[0].Membership != "join" || len(snap.Rooms[0].State) == 0 || len(snap.Rooms[0].Messages.Chunk) == 0 {
+		t.Fatalf("alice's initialSync: %+v", snap)
+	}
+	var bobs struct {
+		Rooms []struct {
+			Membership string         `json:"membership"`
+			Invite     map[string]any `json:"invite"`
+		} `json:"rooms"`
+	}
+	if err := call(ctx, bob.Client, "GET", []any{"v3", "initialSync"}, nil, &bobs); err != nil {
+		t.Fatal(err)
+	}
+	if len(bobs.Rooms) != 1 || bobs.Rooms[0].Membership != "invite" || bobs.Rooms[0].Invite["sender"] != string(alice.ID) {
+		t.Fatalf("bob's initialSync: %+v", bobs)
+	}
+
+	// /events from the end of the snapshot waits for the next event.
+	type res struct {
+		Start string           `json:"start"`
+		End   string           `json:"end"`
+		Chunk []map[string]any `json:"chunk"`
+	}
+	done := make(chan res, 1)
+	go func() {
+		var r res
+		_, err := alice.MakeFullRequest(ctx, mautrix.FullRequest{Method: "GET", URL: alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "events"},
+			map[string]string{"from": snap.End, "timeout": "10000"}), ResponseJSON: &r})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	if _, err := alice.SendText(ctx, room, "next"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if len(r.Chunk) != 1 || r.Chunk[0]["content"].(map[string]any)["body"] != "next" || r.End == "" {
+		t.Fatalf("/events: %+v", r)
+	}
+}
