@@ -51,11 +51,16 @@ func (s *Server) sync(c echo.Context) error {
 	default:
 		return errInvalidParam("full_state must be true or false")
 	}
-	switch c.QueryParam("set_presence") {
-	case "", "online", "offline", "unavailable":
-		// Presence is what PUT /presence sets; a sync does not change it yet.
+	setPresence := c.QueryParam("set_presence")
+	switch setPresence {
+	case "":
+		setPresence = "online" // a syncing client is online unless it says otherwise
+	case "online", "offline", "unavailable":
 	default:
 		return errInvalidParam("set_presence must be online, offline or unavailable")
+	}
+	if err := s.syncPresence(c, setPresence); err != nil {
+		return err
 	}
 	if f := c.QueryParam("filter"); f != "" {
 		raw := json.RawMessage(f)
@@ -138,4 +143,22 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool
 	case <-ctx.Done():
 	}
 	return false
+}
+
+// syncPresence marks the syncing user with presence (set_presence), writing to the log
+// only when it changes their presence ("offline" leaves it alone, as Synapse does).
+func (s *Server) syncPresence(c echo.Context, presence string) error {
+	if !s.cfg.Presence || presence == "offline" {
+		return nil
+	}
+	id := identity(c)
+	cur, err := s.q.Presence(c.Request().Context(), id.UserID, id.UserID)
+	if err != nil || cur.Presence == presence {
+		return nil //nolint:nilerr // presence is best effort here; the sync goes on
+	}
+	pos, err := s.cmd.SetPresence(c.Request().Context(), meta(c, eventlog.OriginClient), id.UserID, presence, cur.StatusMsg)
+	if err != nil {
+		return err
+	}
+	return s.wait.WaitFor(c.Request().Context(), pos, "presence")
 }

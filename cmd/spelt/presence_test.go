@@ -43,6 +43,19 @@ func TestPresence(t *testing.T) {
 	if err != nil || p.Presence != event.PresenceUnavailable || p.CurrentlyActive {
 		t.Fatalf("own presence: %+v %v", p, err)
 	}
+	// Syncing marks a user online (set_presence defaults to online); offline leaves it.
+	if _, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOffline); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := alice.GetPresence(ctx, bob.ID); err != nil || p.Presence != event.PresenceOffline {
+		t.Fatalf("bob after a sync with set_presence=offline: %+v %v", p, err)
+	}
+	if _, err := bob.SyncRequest(ctx, 0, "", "", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := alice.GetPresence(ctx, bob.ID); err != nil || p.Presence != event.PresenceOnline {
+		t.Fatalf("bob after a sync: %+v %v", p, err)
+	}
 	// Users who share no room with alice may not see hers; unknown users are 404.
 	_, err = eve.GetPresence(ctx, alice.ID)
 	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
