@@ -14,6 +14,7 @@ import (
 // LegacySyncQueries answer the deprecated sync endpoints.
 type LegacySyncQueries interface {
 	GlobalInitialSync(ctx context.Context, v queries.Viewer, limit int, archived bool) (queries.LegacyInitialSync, error)
+	PeekEvents(ctx context.Context, v queries.Viewer, roomID string, since queries.SyncToken) (queries.LegacyEvents, error)
 	SyncPositions(ctx context.Context) (queries.SyncToken, error)
 }
 
@@ -42,9 +43,7 @@ func (s *Server) initialSync(c echo.Context) error {
 // up to timeout for some.
 func (s *Server) events(c echo.Context) error {
 	ctx := c.Request().Context()
-	if c.QueryParam("room_id") != "" {
-		return errBadRequest("peeking with room_id is not supported yet")
-	}
+	roomID := c.QueryParam("room_id")
 	var since queries.SyncToken
 	if v := c.QueryParam("from"); v != "" {
 		t, err := queries.ParseSyncToken(v)
@@ -67,6 +66,21 @@ func (s *Server) events(c echo.Context) error {
 			return errInvalidParam("timeout must be a non-negative number of milliseconds")
 		}
 		timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	}
+	if roomID != "" {
+		// Peeking: one room's events, which the viewer may see without being in it.
+		deadline := time.Now().Add(timeout)
+		for {
+			moved := s.wait.Moved("rooms")
+			out, err := s.q.PeekEvents(ctx, viewer(c), roomID, since)
+			if err != nil {
+				return err
+			}
+			left := time.Until(deadline)
+			if len(out.Chunk) > 0 || left <= 0 || !waitAny(ctx, []<-chan struct{}{moved}, left) {
+				return c.JSON(nethttp.StatusOK, out)
+			}
+		}
 	}
 	limit := 100
 	req := queries.SyncRequest{Since: &since}

@@ -100,3 +100,31 @@ func (s *Sync) Flatten(start string) LegacyEvents {
 	out.Chunk = append(out.Chunk, s.Presence.Events...)
 	return out
 }
+
+// PeekEvents returns the events of one room after since (up to 100) that the viewer
+// may see, joined or not: the room-preview form of GET /events (a world-readable room
+// can be followed without joining). end is since with the room events' position moved
+// past what was read.
+func (q *Queries) PeekEvents(ctx context.Context, v Viewer, roomID string, since SyncToken) (LegacyEvents, error) {
+	if _, _, err := q.stateView(ctx, q.pool, roomID, v.UserID); err != nil {
+		return LegacyEvents{}, err
+	}
+	from := Token(since.Rooms)
+	page, err := q.Messages(ctx, v, MessagesRequest{RoomID: roomID, From: &from, Limit: 100})
+	if err != nil {
+		return LegacyEvents{}, err
+	}
+	end := since
+	if page.End != "" {
+		t, err := ParseToken(page.End)
+		if err != nil {
+			return LegacyEvents{}, err
+		}
+		end.Rooms = int64(t)
+	} else if last, err := q.q.RoomLastOrdering(ctx, q.pool, roomID); err == nil {
+		end.Rooms = max(last, since.Rooms)
+	} else {
+		return LegacyEvents{}, err
+	}
+	return LegacyEvents{Start: since.String(), End: end.String(), Chunk: page.Chunk}, nil
+}

@@ -385,3 +385,54 @@ func TestLegacySync(t *testing.T) {
 		t.Fatalf("/events: %+v", r)
 	}
 }
+
+// TestPeekEvents: GET /events?room_id= follows a world-readable room without joining it.
+func TestPeekEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, eve := s.user(ctx, "alice"), s.user(ctx, "eve")
+	open, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{
+		{Type: event.StateHistoryVisibility, StateKey: new(""), Content: event.Content{Raw: map[string]any{"history_visibility": "world_readable"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		End   string           `json:"end"`
+		Chunk []map[string]any `json:"chunk"`
+	}
+	peek := func(room id.RoomID, from, timeout string) (res, error) {
+		var r res
+		q := map[string]string{"room_id": string(room), "timeout": timeout}
+		if from != "" {
+			q["from"] = from
+		}
+		_, err := eve.MakeFullRequest(ctx, mautrix.FullRequest{Method: "GET", URL: eve.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "events"}, q), ResponseJSON: &r})
+		return r, err
+	}
+	first, err := peek(open.RoomID, "", "0")
+	if err != nil || len(first.Chunk) != 0 || first.End == "" {
+		t.Fatalf("first peek: %+v %v", first, err)
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := peek(open.RoomID, first.End, "10000")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	if _, err := alice.SendText(ctx, open.RoomID, "for all to see"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if len(r.Chunk) != 1 || r.Chunk[0]["content"].(map[string]any)["body"] != "for all to see" {
+		t.Fatalf("peeked events: %+v", r)
+	}
+	_, err = peek(closed.RoomID, "", "0")
+	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
+}

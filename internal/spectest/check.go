@@ -165,8 +165,9 @@ func roomForbidden(op *operation, status int, body []byte) bool {
 	}
 	switch {
 	case status == 403 && e.Errcode == "M_FORBIDDEN":
-		// ... and on another user's resources ({userId}: filters, account data).
-		return names("{roomId}", "{roomAlias}", "{userId}")
+		// ... and on another user's resources ({userId}: filters, account data), and
+		// peeking (GET /events?room_id=) into a room one may not read.
+		return names("{roomId}", "{roomAlias}", "{userId}") || op.id == "peekEvents" || op.id == "getEvents"
 	case status == 404 && e.Errcode == "M_NOT_FOUND":
 		return names("{roomId}", "{roomAlias}", "{roomIdOrAlias}", "{eventId}")
 	}
