@@ -486,7 +486,7 @@ func (q *Queries) syncJoined(ctx context.Context, v Viewer, room string, since, 
 	if jr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
 		return nil, err
 	}
-	keep, changedKeys, err := q.stateFilter(ctx, room, since, start, fresh, rows, f)
+	keep, changedKeys, err := q.stateFilter(ctx, v.UserID, room, since, start, fresh, rows, f)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +520,7 @@ func (q *Queries) timeline(ctx context.Context, v Viewer, rows []*eventRow, limi
 }
 
 // stateFilter decides which state events go in a room's state section.
-func (q *Queries) stateFilter(ctx context.Context, room string, since, start int64, fresh bool, rows []*eventRow, f SyncFilter) (keep func(typ, key string) bool, changedKeys int, err error) {
+func (q *Queries) stateFilter(ctx context.Context, user, room string, since, start int64, fresh bool, rows []*eventRow, f SyncFilter) (keep func(typ, key string) bool, changedKeys int, err error) {
 	inTimeline := map[[2]string]bool{}
 	senders := map[string]bool{}
 	for _, r := range rows {
@@ -547,7 +547,8 @@ func (q *Queries) stateFilter(ctx context.Context, room string, since, start int
 		if changed != nil && !changed[[2]string{typ, key}] {
 			return false
 		}
-		if lazy && typ == "m.room.member" && !senders[key] {
+		// Lazy-loading members: those of the timeline's senders, and the user's own.
+		if lazy && typ == "m.room.member" && !senders[key] && key != user {
 			return false
 		}
 		e := eventRow{Type: typ, StateKey: &key}
@@ -632,7 +633,7 @@ func (q *Queries) syncLeft(ctx context.Context, v Viewer, room string, since, le
 	if lr.Timeline, err = q.timeline(ctx, v, rows, limited, start); err != nil {
 		return nil, err
 	}
-	keep, changedKeys, err := q.stateFilter(ctx, room, since, start, initial, rows, f)
+	keep, changedKeys, err := q.stateFilter(ctx, v.UserID, room, since, start, initial, rows, f)
 	if err != nil {
 		return nil, err
 	}

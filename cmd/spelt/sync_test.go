@@ -436,3 +436,59 @@ func TestPeekEvents(t *testing.T) {
 	_, err = peek(closed.RoomID, "", "0")
 	wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
 }
+
+// TestSyncLazyLoadMembers: with lazy_load_members, a first sync's state has the member
+// events of the timeline's senders and the user's own, not the rest.
+func TestSyncLazyLoadMembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob, carol := s.user(ctx, "alice"), s.user(ctx, "bob"), s.user(ctx, "carol")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	for _, u := range []user{bob, carol} {
+		if _, err := u.JoinRoomByID(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := alice.SendText(ctx, room, "from alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter, err := carol.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{
+		Timeline: &mautrix.FilterPart{Limit: 2}, State: &mautrix.FilterPart{LazyLoadMembers: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := carol.SyncRequest(ctx, 0, "", filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := map[string]bool{}
+	for _, e := range r.Rooms.Join[room].State.Events {
+		if e.Type == event.StateMember {
+			members[e.GetStateKey()] = true
+		}
+	}
+	if !members[string(alice.ID)] || !members[string(carol.ID)] || members[string(bob.ID)] {
+		t.Fatalf("lazy-loaded members: %v (want alice, the sender, and carol herself; not bob)", members)
+	}
+	// Without lazy loading, every member, in the state or (being recent) the timeline.
+	full, err := carol.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range append(full.Rooms.Join[room].State.Events, full.Rooms.Join[room].Timeline.Events...) {
+		if e.Type == event.StateMember {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d member events without lazy loading, want 3", n)
+	}
+}
