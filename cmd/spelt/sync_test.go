@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -490,5 +491,117 @@ func TestSyncLazyLoadMembers(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d member events without lazy loading, want 3", n)
+	}
+}
+
+// TestSyncGapsAndMembership: a state change in a gap comes in the state section of a
+// limited timeline; a rejected invite moves the room to leave; a user who leaves and
+// comes back gets the room again with its state.
+func TestSyncGapsAndMembership(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	b0, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": "in the gap"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if _, err := alice.SendText(ctx, room, fmt.Sprintf("after %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter, err := bob.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := bob.SyncRequest(ctx, 0, b0.NextBatch, filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr := b1.Rooms.Join[room]
+	if jr == nil || !jr.Timeline.Limited {
+		t.Fatalf("no gap: %+v", jr)
+	}
+	topicInState := false
+	for _, e := range jr.State.Events {
+		if e.Type == event.StateTopic && e.Content.Raw["topic"] == "in the gap" {
+			topicInState = true
+		}
+		if e.Type == event.StateMember {
+			t.Errorf("unchanged member event in the gap's state: %s", e.GetStateKey())
+		}
+	}
+	if !topicInState {
+		t.Fatalf("the topic changed in the gap is not in the state: %+v", jr.State.Events)
+	}
+
+	// An invite, then its rejection.
+	other, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{bob.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := bob.SyncRequest(ctx, 0, b1.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b2.Rooms.Invite[other.RoomID]; !ok {
+		t.Fatalf("no invite: %+v", b2.Rooms)
+	}
+	if _, err := bob.LeaveRoom(ctx, other.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	b3, err := bob.SyncRequest(ctx, 0, b2.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b3.Rooms.Leave[other.RoomID]; !ok {
+		t.Fatalf("the rejected invite is not in leave: %+v", b3.Rooms)
+	}
+	if _, ok := b3.Rooms.Invite[other.RoomID]; ok {
+		t.Fatal("the rejected invite is still an invite")
+	}
+
+	// Leave and come back.
+	if _, err := bob.LeaveRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	b4, err := bob.SyncRequest(ctx, 0, b3.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b4.Rooms.Leave[room]; !ok {
+		t.Fatalf("not in leave after leaving: %+v", b4.Rooms)
+	}
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	b5, err := bob.SyncRequest(ctx, 0, b4.NextBatch, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := b5.Rooms.Join[room]
+	if back == nil || len(back.State.Events)+len(back.Timeline.Events) == 0 {
+		t.Fatalf("rejoined room: %+v", back)
+	}
+	sawCreate := false
+	for _, e := range append(back.State.Events, back.Timeline.Events...) {
+		if e.Type == event.StateCreate {
+			sawCreate = true
+		}
+	}
+	if !sawCreate {
+		t.Error("a rejoined room comes with its full state (no create event seen)")
 	}
 }
