@@ -543,8 +543,21 @@ func (q *Queries) stateFilter(ctx context.Context, user, room string, since, sta
 		}
 	}
 	lazy := f.Room.State.LazyLoadMembers
+	// With lazy loading, an incremental sync also gives the member events of the
+	// timeline's senders whose membership did not change: Spelt does not track which it
+	// sent a device before, so it sends them again (as include_redundant_members asks),
+	// rather than leave a client without a sender's name.
+	extra := 0
+	if lazy && changed != nil {
+		for s := range senders {
+			if !changed[[2]string{"m.room.member", s}] {
+				extra++
+			}
+		}
+	}
 	return func(typ, key string) bool {
-		if changed != nil && !changed[[2]string{typ, key}] {
+		lazySender := lazy && typ == "m.room.member" && senders[key]
+		if changed != nil && !changed[[2]string{typ, key}] && !lazySender {
 			return false
 		}
 		// Lazy-loading members: those of the timeline's senders, and the user's own.
@@ -553,7 +566,7 @@ func (q *Queries) stateFilter(ctx context.Context, user, room string, since, sta
 		}
 		e := eventRow{Type: typ, StateKey: &key}
 		return f.Room.State.matches(&e)
-	}, len(changed), nil
+	}, len(changed) + extra, nil
 }
 
 // summary is a joined room's summary: member counts and heroes (the first five other

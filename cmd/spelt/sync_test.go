@@ -605,3 +605,52 @@ func TestSyncGapsAndMembership(t *testing.T) {
 		t.Error("a rejoined room comes with its full state (no create event seen)")
 	}
 }
+
+// TestSyncLazyMembersIncremental: with lazy loading, an incremental sync gives the
+// member event of a timeline's sender the client was not given before.
+func TestSyncLazyMembersIncremental(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob, carol := s.user(ctx, "alice"), s.user(ctx, "bob"), s.user(ctx, "carol")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	for _, u := range []user{bob, carol} {
+		if _, err := u.JoinRoomByID(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 12 { // carol's join is no longer in a 3-event timeline
+		if _, err := alice.SendText(ctx, room, "filler"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter, err := bob.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{
+		Timeline: &mautrix.FilterPart{Limit: 3}, State: &mautrix.FilterPart{LazyLoadMembers: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0, err := bob.SyncRequest(ctx, 0, "", filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.SendText(ctx, room, "hello from carol"); err != nil {
+		t.Fatal(err)
+	}
+	b1, err := bob.SyncRequest(ctx, 0, b0.NextBatch, filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range b1.Rooms.Join[room].State.Events {
+		if e.Type == event.StateMember && e.GetStateKey() == string(carol.ID) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("carol's member event is missing from the incremental sync: %+v", b1.Rooms.Join[room].State.Events)
+	}
+}
