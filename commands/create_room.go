@@ -116,7 +116,7 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 		roomID := pdus.NewRoomID(c.cfg.ServerName)
 		r := c.newRoom(tx, roomID, version)
 		creation["room_version"] = json.RawMessage(fmt.Sprintf("%q", version))
-		if r.creatorInContent() {
+		if r.rv().CreatorInContent() {
 			creation["creator"] = content(req.Creator)
 		} else {
 			delete(creation, "creator")
@@ -223,10 +223,6 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 	})
 	out.Position = pos
 	return out, err
-}
-
-func (r *room) creatorInContent() bool {
-	return r.version != "11"
 }
 
 // defaultPowerLevels is the power levels of a new room (Synapse's defaults): the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -114,7 +115,7 @@ func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership
 			}
 			body["membership"] = "leave"
 		case ActionKnock:
-			if !pdusKnocks(r.version) {
+			if !r.rv().Knocks() {
 				return nil, forbidden("room version %s does not support knocking", r.version)
 			}
 			body["membership"] = "knock"
@@ -130,14 +131,6 @@ func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership
 	})
 	out.Position = pos
 	return out, err
-}
-
-func pdusKnocks(version string) bool {
-	switch version {
-	case "1", "2", "3", "4", "5", "6":
-		return false
-	}
-	return true
 }
 
 // authoriseRestrictedJoin fills join_authorised_via_users_server when the room's join
@@ -162,7 +155,7 @@ func (r *room) authoriseRestrictedJoin(ctx context.Context, user, current string
 			return true
 		}
 		rows, err := r.c.q.RoomMembersByMembership(ctx, r.tx, writedb.RoomMembersByMembershipParams{RoomID: a.Get("room_id").Str, Membership: strPtr("join")})
-		if err == nil && containsString(rows, user) {
+		if err == nil && slices.Contains(rows, user) {
 			allowed = true
 			return false
 		}
@@ -189,15 +182,6 @@ func (r *room) authoriseRestrictedJoin(ctx context.Context, user, current string
 		}
 	}
 	return forbidden("no member of this server may invite you to this room")
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ResolveAlias returns the room a local alias points at.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"maunium.net/go/mautrix/id"
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
@@ -260,6 +261,10 @@ func (r *room) add(ctx context.Context, p pdus.Proto, txn *txnRef) (*pdus.Event,
 	r.built = append(r.built, ev)
 	return ev, nil
 }
+
+// rv is the room's version as mautrix knows it (its feature switches: Knocks,
+// CreatorInContent, RedactsInContent...).
+func (r *room) rv() id.RoomVersion { return id.RoomVersion(r.version) }
 
 // content marshals v as event content.
 func content(v any) json.RawMessage {

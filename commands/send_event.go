@@ -57,7 +57,7 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 			out.EventID = earlier
 			return nil, err
 		}
-		if req.Type == "m.room.redaction" && req.StateKey == nil && r.versionRedactsInContent() {
+		if req.Type == "m.room.redaction" && req.StateKey == nil && r.rv().RedactsInContent() {
 			// From room version 11 an m.room.redaction sent as a message redacts
 			// content.redacts: it needs the permission the redact endpoint checks.
 			if target := gjson.GetBytes(req.Content, "redacts"); target.Type == gjson.String {
@@ -110,7 +110,7 @@ func (c *Commands) Redact(ctx context.Context, meta Meta, roomID, sender, device
 		if reason != "" {
 			body["reason"] = reason
 		}
-		if r.versionRedactsInContent() {
+		if r.rv().RedactsInContent() {
 			body["redacts"] = eventID
 		}
 		ev, err := r.add(ctx, pdus.Proto{Sender: sender, Type: "m.room.redaction", Content: content(body), Redacts: eventID}, txn)
@@ -144,14 +144,6 @@ func (r *room) checkRedaction(ctx context.Context, sender, eventID string) error
 		}
 	}
 	return nil
-}
-
-func (r *room) versionRedactsInContent() bool {
-	switch r.version {
-	case "1", "2", "3", "4", "5", "6", "7", "8", "9", "10":
-		return false
-	}
-	return true
 }
 
 // jsonEqual reports whether two JSON documents are the same value.

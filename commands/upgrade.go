@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tidwall/gjson"
@@ -66,7 +65,7 @@ func (c *Commands) UpgradeRoom(ctx context.Context, meta Meta, roomID, user, ver
 		if t := gjson.GetBytes(create.PDU.Content, "type"); t.Type == gjson.String {
 			createContent["type"] = t.Str
 		}
-		if nr.creatorInContent() {
+		if nr.rv().CreatorInContent() {
 			createContent["creator"] = user
 		}
 		add := func(r *room, typ, key string, body json.RawMessage) error {
@@ -93,7 +92,7 @@ func (c *Commands) UpgradeRoom(ctx context.Context, meta Meta, roomID, user, ver
 		raised := maps.Clone(pl)
 		users := map[string]json.RawMessage{}
 		_ = json.Unmarshal(pl["users"], &users)
-		if gjson.GetBytes(pl["users"], gjsonKey(user)).Int() < 100 {
+		if gjson.ParseBytes(users[user]).Int() < 100 {
 			users[user] = content(100)
 			raised["users"] = content(users)
 		}
@@ -186,10 +185,4 @@ func (c *Commands) UpgradeRoom(ctx context.Context, meta Meta, roomID, user, ver
 	})
 	out.Position = pos
 	return out, err
-}
-
-// gjsonKey escapes a map key for a gjson path.
-func gjsonKey(k string) string {
-	r := strings.NewReplacer(".", `\.`, "*", `\*`, "?", `\?`, "@", `\@`, "#", `\#`, "|", `\|`, ":", `\:`, "!", `\!`)
-	return r.Replace(k)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
@@ -248,36 +249,6 @@ func (rb *roomsBatch) lastOrdering(room string) (int64, error) {
 	return n, nil
 }
 
-func (rb *roomsBatch) visibility(room string) (string, error) {
-	if v, ok := rb.hv[room]; ok {
-		return v, nil
-	}
-	v, err := rb.q.RoomHistoryVisibilityCurrent(rb.ctx, rb.tx, room)
-	if errors.Is(err, pgx.ErrNoRows) {
-		v, err = "shared", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	rb.hv[room] = v
-	return v, nil
-}
-
-func (rb *roomsBatch) currentState(k stateKey) (string, error) {
-	if id, ok := rb.state[k]; ok {
-		return id, nil
-	}
-	id, err := rb.q.RoomStateProjCurrent(rb.ctx, rb.tx, projdb.RoomStateProjCurrentParams{RoomID: k.room, Type: k.typ, StateKey: k.key})
-	if errors.Is(err, pgx.ErrNoRows) {
-		id, err = "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	rb.state[k] = id
-	return id, nil
-}
-
 func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) error {
 	ctx, q := rb.ctx, rb.q
 	rb.next++
@@ -288,10 +259,9 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 	if err != nil {
 		return err
 	}
-	vis, err := rb.visibility(d.RoomID)
-	if err != nil {
-		return err
-	}
+	// The batch's prelude read the visibility of every room of the batch and the current
+	// event of every state key it changes.
+	vis := rb.hv[d.RoomID]
 	row := projdb.RoomEventProjInsertParams{
 		StreamOrdering: ordering, EventID: d.EventID, RoomID: d.RoomID, Type: ev.Type(), StateKey: ev.PDU.StateKey,
 		Sender: ev.Sender(), OriginServerTs: ev.PDU.OriginServerTS, Depth: ev.PDU.Depth, Event: client, Visibility: vis,
@@ -311,11 +281,7 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 	}
 	if key, ok := ev.StateKey(); ok {
 		k := stateKey{d.RoomID, ev.Type(), key}
-		prev, err := rb.currentState(k)
-		if err != nil {
-			return err
-		}
-		if prev != "" {
+		if prev := rb.state[k]; prev != "" {
 			row.ReplacesState = &prev
 			if err := q.RoomStateProjClose(ctx, &rb.b, projdb.RoomStateProjCloseParams{ToOrdering: &ordering, RoomID: k.room, Type: k.typ, StateKey: k.key}); err != nil {
 				return err
@@ -376,7 +342,7 @@ func (rb *roomsBatch) redact(room, target, redaction string) error {
 		return err
 	}
 	ce["content"] = pdus.RedactContent(be.version, be.typ, ce["content"])
-	if be.typ == "m.room.redaction" && be.version != "11" {
+	if be.typ == "m.room.redaction" && !id.RoomVersion(be.version).RedactsInContent() {
 		delete(ce, "redacts")
 	}
 	redacted, err := json.Marshal(ce)
