@@ -190,17 +190,6 @@ func (q *Queries) RoomEventsLastInRoom(ctx context.Context, db DBTX, roomID stri
 	return column_1, err
 }
 
-const roomEventsMaxOrdering = `-- name: RoomEventsMaxOrdering :one
-SELECT coalesce(max(stream_ordering), 0)::bigint FROM room_events
-`
-
-func (q *Queries) RoomEventsMaxOrdering(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, roomEventsMaxOrdering)
-	var column_1 int64
-	err := row.Scan(&column_1)
-	return column_1, err
-}
-
 const roomForgottenUpsert = `-- name: RoomForgottenUpsert :exec
 INSERT INTO rooms_forgotten (user_id, room_id, up_to) VALUES ($1, $2, $3)
 ON CONFLICT (user_id, room_id) DO UPDATE SET up_to = excluded.up_to
@@ -215,19 +204,6 @@ type RoomForgottenUpsertParams struct {
 func (q *Queries) RoomForgottenUpsert(ctx context.Context, db DBTX, arg RoomForgottenUpsertParams) error {
 	_, err := db.Exec(ctx, roomForgottenUpsert, arg.UserID, arg.RoomID, arg.UpTo)
 	return err
-}
-
-const roomHistoryVisibilityCurrent = `-- name: RoomHistoryVisibilityCurrent :one
-SELECT coalesce(e.event->'content'->>'history_visibility', 'shared')::text
-FROM room_state s JOIN room_events e ON e.event_id = s.event_id
-WHERE s.room_id = $1 AND s.type = 'm.room.history_visibility' AND s.state_key = '' AND s.to_ordering IS NULL
-`
-
-func (q *Queries) RoomHistoryVisibilityCurrent(ctx context.Context, db DBTX, roomID string) (string, error) {
-	row := db.QueryRow(ctx, roomHistoryVisibilityCurrent, roomID)
-	var column_1 string
-	err := row.Scan(&column_1)
-	return column_1, err
 }
 
 const roomProjInsert = `-- name: RoomProjInsert :exec
@@ -266,17 +242,6 @@ func (q *Queries) RoomProjSetPublished(ctx context.Context, db DBTX, arg RoomPro
 	return err
 }
 
-const roomProjVersion = `-- name: RoomProjVersion :one
-SELECT room_version FROM rooms WHERE room_id = $1
-`
-
-func (q *Queries) RoomProjVersion(ctx context.Context, db DBTX, roomID string) (string, error) {
-	row := db.QueryRow(ctx, roomProjVersion, roomID)
-	var room_version string
-	err := row.Scan(&room_version)
-	return room_version, err
-}
-
 const roomStateProjClose = `-- name: RoomStateProjClose :exec
 UPDATE room_state SET to_ordering = $1
 WHERE room_id = $2 AND type = $3 AND state_key = $4 AND to_ordering IS NULL
@@ -297,24 +262,6 @@ func (q *Queries) RoomStateProjClose(ctx context.Context, db DBTX, arg RoomState
 		arg.StateKey,
 	)
 	return err
-}
-
-const roomStateProjCurrent = `-- name: RoomStateProjCurrent :one
-SELECT event_id FROM room_state
-WHERE room_id = $1 AND type = $2 AND state_key = $3 AND to_ordering IS NULL
-`
-
-type RoomStateProjCurrentParams struct {
-	RoomID   string
-	Type     string
-	StateKey string
-}
-
-func (q *Queries) RoomStateProjCurrent(ctx context.Context, db DBTX, arg RoomStateProjCurrentParams) (string, error) {
-	row := db.QueryRow(ctx, roomStateProjCurrent, arg.RoomID, arg.Type, arg.StateKey)
-	var event_id string
-	err := row.Scan(&event_id)
-	return event_id, err
 }
 
 const roomStateProjInsert = `-- name: RoomStateProjInsert :exec

@@ -357,22 +357,6 @@ func (q *Queries) RoomEventsForward(ctx context.Context, db DBTX, arg RoomEvents
 	return items, nil
 }
 
-const roomForgotten = `-- name: RoomForgotten :one
-SELECT up_to FROM rooms_forgotten WHERE user_id = $1 AND room_id = $2
-`
-
-type RoomForgottenParams struct {
-	UserID string
-	RoomID string
-}
-
-func (q *Queries) RoomForgotten(ctx context.Context, db DBTX, arg RoomForgottenParams) (int64, error) {
-	row := db.QueryRow(ctx, roomForgotten, arg.UserID, arg.RoomID)
-	var up_to int64
-	err := row.Scan(&up_to)
-	return up_to, err
-}
-
 const roomInfo = `-- name: RoomInfo :one
 SELECT room_id, room_version, creator, room_type, published FROM rooms WHERE room_id = $1
 `

@@ -362,14 +362,3 @@ func (q *Queries) SyncToDevice(ctx context.Context, db DBTX, arg SyncToDevicePar
 	}
 	return items, nil
 }
-
-const toDevicePosition = `-- name: ToDevicePosition :one
-SELECT coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint
-`
-
-func (q *Queries) ToDevicePosition(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, toDevicePosition)
-	var column_1 int64
-	err := row.Scan(&column_1)
-	return column_1, err
-}

@@ -115,36 +115,6 @@ func (q *Queries) RoomEventInsert(ctx context.Context, db DBTX, arg RoomEventIns
 	return err
 }
 
-const roomExtremities = `-- name: RoomExtremities :many
-SELECT event_id, depth, pdu::text AS pdu FROM writemodel.room_extremities WHERE room_id = $1 ORDER BY depth DESC, event_id
-`
-
-type RoomExtremitiesRow struct {
-	EventID string
-	Depth   int64
-	Pdu     string
-}
-
-func (q *Queries) RoomExtremities(ctx context.Context, db DBTX, roomID string) ([]RoomExtremitiesRow, error) {
-	rows, err := db.Query(ctx, roomExtremities, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []RoomExtremitiesRow{}
-	for rows.Next() {
-		var i RoomExtremitiesRow
-		if err := rows.Scan(&i.EventID, &i.Depth, &i.Pdu); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const roomExtremityDelete = `-- name: RoomExtremityDelete :exec
 DELETE FROM writemodel.room_extremities WHERE room_id = $1 AND event_id = ANY($2::text[])
 `
@@ -347,45 +317,6 @@ type RoomSetPublishedParams struct {
 func (q *Queries) RoomSetPublished(ctx context.Context, db DBTX, arg RoomSetPublishedParams) error {
 	_, err := db.Exec(ctx, roomSetPublished, arg.Published, arg.RoomID)
 	return err
-}
-
-const roomStateAll = `-- name: RoomStateAll :many
-SELECT s.type, s.state_key, e.event_id, e.pdu::text AS pdu
-FROM writemodel.room_state s
-JOIN writemodel.room_events e ON e.event_id = s.event_id
-WHERE s.room_id = $1
-`
-
-type RoomStateAllRow struct {
-	Type     string
-	StateKey string
-	EventID  string
-	Pdu      string
-}
-
-func (q *Queries) RoomStateAll(ctx context.Context, db DBTX, roomID string) ([]RoomStateAllRow, error) {
-	rows, err := db.Query(ctx, roomStateAll, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []RoomStateAllRow{}
-	for rows.Next() {
-		var i RoomStateAllRow
-		if err := rows.Scan(
-			&i.Type,
-			&i.StateKey,
-			&i.EventID,
-			&i.Pdu,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const roomStateEvents = `-- name: RoomStateEvents :many

@@ -1,15 +1,9 @@
--- name: RoomEventsMaxOrdering :one
-SELECT coalesce(max(stream_ordering), 0)::bigint FROM room_events;
-
 -- name: RoomEventsLastInRoom :one
 SELECT coalesce(max(stream_ordering), 0)::bigint FROM room_events WHERE room_id = @room_id;
 
 -- name: RoomProjInsert :exec
 INSERT INTO rooms (room_id, room_version, creator, room_type) VALUES (@room_id, @room_version, @creator, @room_type)
 ON CONFLICT DO NOTHING;
-
--- name: RoomProjVersion :one
-SELECT room_version FROM rooms WHERE room_id = @room_id;
 
 -- name: RoomProjSetPublished :exec
 UPDATE rooms SET published = @published WHERE room_id = @room_id;
@@ -29,10 +23,6 @@ WHERE e.event_id = @event_id;
 UPDATE room_events SET event = @event, redacted_because = @redacted_because, rel_type = NULL, relates_to = NULL
 WHERE event_id = @event_id;
 
--- name: RoomStateProjCurrent :one
-SELECT event_id FROM room_state
-WHERE room_id = @room_id AND type = @type AND state_key = @state_key AND to_ordering IS NULL;
-
 -- name: RoomStateProjClose :exec
 UPDATE room_state SET to_ordering = @to_ordering
 WHERE room_id = @room_id AND type = @type AND state_key = @state_key AND to_ordering IS NULL;
@@ -40,11 +30,6 @@ WHERE room_id = @room_id AND type = @type AND state_key = @state_key AND to_orde
 -- name: RoomStateProjInsert :exec
 INSERT INTO room_state (room_id, type, state_key, event_id, from_ordering, membership)
 VALUES (@room_id, @type, @state_key, @event_id, @from_ordering, @membership);
-
--- name: RoomHistoryVisibilityCurrent :one
-SELECT coalesce(e.event->'content'->>'history_visibility', 'shared')::text
-FROM room_state s JOIN room_events e ON e.event_id = s.event_id
-WHERE s.room_id = @room_id AND s.type = 'm.room.history_visibility' AND s.state_key = '' AND s.to_ordering IS NULL;
 
 -- name: RoomAliasProjInsert :exec
 INSERT INTO room_aliases (alias, room_id, creator) VALUES (@alias, @room_id, @creator)

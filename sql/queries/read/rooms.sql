@@ -62,9 +62,6 @@ WHERE room_id = @room_id AND origin_server_ts >= @ts ORDER BY origin_server_ts, 
 SELECT event_id, origin_server_ts FROM room_events
 WHERE room_id = @room_id AND origin_server_ts <= @ts ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1;
 
--- name: RoomForgotten :one
-SELECT up_to FROM rooms_forgotten WHERE user_id = @user_id AND room_id = @room_id;
-
 -- name: EventReportList :many
 SELECT report_id, room_id, event_id, reporter, reason, score, reported_at FROM event_reports
 ORDER BY report_id DESC LIMIT @lim;

@@ -46,9 +46,6 @@ SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
 WHERE stream_ordering > @since AND stream_ordering <= @at AND room_id = ANY(@room_ids::text[])
 ORDER BY stream_ordering;
 
--- name: ToDevicePosition :one
-SELECT coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint;
-
 -- name: SyncToDevice :many
 -- A device's messages up to @at, oldest first: those after @since to deliver, and
 -- whether any at or before it are left to delete.

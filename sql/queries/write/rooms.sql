@@ -36,19 +36,10 @@ JOIN writemodel.room_events e ON e.event_id = s.event_id
 WHERE s.room_id = @room_id
   AND (s.type, s.state_key) IN (SELECT unnest(@types::text[]), unnest(@state_keys::text[]));
 
--- name: RoomStateAll :many
-SELECT s.type, s.state_key, e.event_id, e.pdu::text AS pdu
-FROM writemodel.room_state s
-JOIN writemodel.room_events e ON e.event_id = s.event_id
-WHERE s.room_id = @room_id;
-
 -- name: RoomMembersByMembership :many
 SELECT state_key FROM writemodel.room_state
 WHERE room_id = @room_id AND type = 'm.room.member' AND membership = @membership
 ORDER BY state_key;
-
--- name: RoomExtremities :many
-SELECT event_id, depth, pdu::text AS pdu FROM writemodel.room_extremities WHERE room_id = @room_id ORDER BY depth DESC, event_id;
 
 -- name: RoomExtremityDelete :exec
 DELETE FROM writemodel.room_extremities WHERE room_id = @room_id AND event_id = ANY(@event_ids::text[]);
