@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	nethttp "net/http"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,6 +20,29 @@ type PresenceCommands interface {
 // PresenceQueries read it.
 type PresenceQueries interface {
 	Presence(ctx context.Context, viewer, user string) (queries.UserPresence, error)
+}
+
+// presenceCache remembers the presence each user last set through this server, so
+// that /sync?set_presence=... reads the presence read model only when the presence
+// may change. Its writers are putPresence and syncPresence, the log's only writers
+// of presence.
+type presenceCache struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+func newPresenceCache() *presenceCache { return &presenceCache{last: map[string]string{}} }
+
+func (p *presenceCache) is(user, presence string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last[user] == presence
+}
+
+func (p *presenceCache) set(user, presence string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last[user] = presence
 }
 
 // putPresence: PUT /_matrix/client/v3/presence/{userId}/status.
@@ -47,6 +71,7 @@ func (s *Server) putPresence(c echo.Context) error {
 	if err := s.wait.WaitFor(c.Request().Context(), pos, "presence"); err != nil {
 		return err
 	}
+	s.presence.set(identity(c).UserID, *req.Presence)
 	return c.JSON(nethttp.StatusOK, map[string]any{})
 }
 

@@ -122,6 +122,7 @@ type Server struct {
 	login    *limiter
 	register *limiter
 	seen     *seenTracker
+	presence *presenceCache
 }
 
 // New builds the server and its routes.
@@ -142,6 +143,7 @@ func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) 
 		login:    newLimiter(cfg.RateLimits, cfg.LoginPerSecond, cfg.LoginBurst),
 		register: newLimiter(cfg.RateLimits, cfg.RegisterPerSecond, cfg.RegisterBurst),
 		seen:     newSeenTracker(),
+		presence: newPresenceCache(),
 	}
 	e.Pre(requestIDs, accessLog(logger), cors)
 	e.Use(recoverer(logger), noNUL, bodyLimit(cfg.MaxBodyBytes))

@@ -152,13 +152,22 @@ func (s *Server) syncPresence(c echo.Context, presence string) error {
 		return nil
 	}
 	id := identity(c)
+	if s.presence.is(id.UserID, presence) {
+		return nil
+	}
 	cur, err := s.q.Presence(c.Request().Context(), id.UserID, id.UserID)
-	if err != nil || cur.Presence == presence {
+	if err != nil {
 		return nil //nolint:nilerr // presence is best effort here; the sync goes on
 	}
-	pos, err := s.cmd.SetPresence(c.Request().Context(), meta(c, eventlog.OriginClient), id.UserID, presence, cur.StatusMsg)
-	if err != nil {
-		return err
+	if cur.Presence != presence {
+		pos, err := s.cmd.SetPresence(c.Request().Context(), meta(c, eventlog.OriginClient), id.UserID, presence, cur.StatusMsg)
+		if err != nil {
+			return err
+		}
+		if err := s.wait.WaitFor(c.Request().Context(), pos, "presence"); err != nil {
+			return err
+		}
 	}
-	return s.wait.WaitFor(c.Request().Context(), pos, "presence")
+	s.presence.set(id.UserID, presence)
+	return nil
 }
