@@ -121,9 +121,9 @@ func (c *Commands) isServerAdmin(ctx context.Context, tx pgx.Tx, user string) (b
 // visibility, others' aliases): a server administrator, or a joined member with the
 // power to send m.room.canonical_alias. The spec leaves the rule to servers ("Servers
 // may choose to implement additional access control checks"); this one is Synapse's.
-func (r *room) mayEditDirectory(ctx context.Context, user string, admin bool) (bool, error) {
-	if admin {
-		return true, nil
+func (r *room) mayEditDirectory(ctx context.Context, user string) (bool, error) {
+	if admin, err := r.c.isServerAdmin(ctx, r.tx, user); err != nil || admin {
+		return admin, err
 	}
 	m, err := r.membership(ctx, user)
 	if err != nil || m != "join" {
@@ -200,11 +200,7 @@ func (c *Commands) DeleteAlias(ctx context.Context, meta Meta, user, alias strin
 			return nil, err
 		}
 		if row.Creator != user {
-			admin, err := c.isServerAdmin(ctx, tx, user)
-			if err != nil {
-				return nil, err
-			}
-			ok, err := r.mayEditDirectory(ctx, user, admin)
+			ok, err := r.mayEditDirectory(ctx, user)
 			if err != nil {
 				return nil, err
 			}
@@ -276,11 +272,7 @@ func (c *Commands) SetRoomVisibility(ctx context.Context, meta Meta, user, roomI
 		if err != nil {
 			return nil, err
 		}
-		admin, err := c.isServerAdmin(ctx, tx, user)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := r.mayEditDirectory(ctx, user, admin)
+		ok, err := r.mayEditDirectory(ctx, user)
 		if err != nil {
 			return nil, err
 		}

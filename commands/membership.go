@@ -184,9 +184,12 @@ func (r *room) authoriseRestrictedJoin(ctx context.Context, user, current string
 	return forbidden("no member of this server may invite you to this room")
 }
 
-// ResolveAlias returns the room a local alias points at.
-func (c *Commands) resolveAlias(ctx context.Context, tx pgx.Tx, alias string) (string, error) {
-	row, err := c.q.RoomAliasGet(ctx, tx, alias)
+// roomIDFor returns the room ID itself, or the room a local alias points at.
+func (c *Commands) roomIDFor(ctx context.Context, roomIDOrAlias string) (string, error) {
+	if !strings.HasPrefix(roomIDOrAlias, "#") {
+		return roomIDOrAlias, nil
+	}
+	row, err := c.q.RoomAliasGet(ctx, c.pool, roomIDOrAlias)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrRoomNotFound
 	}
@@ -205,21 +208,12 @@ type Join struct {
 // this server can be joined until federation arrives.
 func (c *Commands) JoinRoom(ctx context.Context, meta Meta, j Join) (Sent, string, error) {
 	roomIDOrAlias, user := j.RoomIDOrAlias, j.User
-	roomID := roomIDOrAlias
-	if strings.HasPrefix(roomIDOrAlias, "#") {
-		_, server, _ := strings.Cut(roomIDOrAlias, ":")
-		if server != c.cfg.ServerName {
-			return Sent{}, "", ErrRemoteRoom
-		}
-		tx, err := c.pool.Begin(ctx)
-		if err != nil {
-			return Sent{}, "", err
-		}
-		roomID, err = c.resolveAlias(ctx, tx, roomIDOrAlias)
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		if err != nil {
-			return Sent{}, "", err
-		}
+	if _, server, _ := strings.Cut(roomIDOrAlias, ":"); strings.HasPrefix(roomIDOrAlias, "#") && server != c.cfg.ServerName {
+		return Sent{}, "", ErrRemoteRoom
+	}
+	roomID, err := c.roomIDFor(ctx, roomIDOrAlias)
+	if err != nil {
+		return Sent{}, "", err
 	}
 	sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: user, Target: user, Action: ActionJoin, Reason: j.Reason, Guest: j.Guest})
 	if errors.Is(err, ErrRoomNotFound) {
@@ -232,17 +226,9 @@ func (c *Commands) JoinRoom(ctx context.Context, meta Meta, j Join) (Sent, strin
 
 // Knock knocks on a room by ID or alias (POST /knock/{roomIdOrAlias}).
 func (c *Commands) Knock(ctx context.Context, meta Meta, user, roomIDOrAlias, reason string) (Sent, string, error) {
-	roomID := roomIDOrAlias
-	if strings.HasPrefix(roomIDOrAlias, "#") {
-		tx, err := c.pool.Begin(ctx)
-		if err != nil {
-			return Sent{}, "", err
-		}
-		roomID, err = c.resolveAlias(ctx, tx, roomIDOrAlias)
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		if err != nil {
-			return Sent{}, "", err
-		}
+	roomID, err := c.roomIDFor(ctx, roomIDOrAlias)
+	if err != nil {
+		return Sent{}, "", err
 	}
 	sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: user, Target: user, Action: ActionKnock, Reason: reason})
 	return sent, roomID, err

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -54,8 +53,8 @@ func checkStateContent(ctx context.Context, r *room, typ, stateKey string, raw j
 // checkAliasPointsAt checks that alias is a valid room alias and, when it is one of
 // this server's, that it points at roomID.
 func (c *Commands) checkAliasPointsAt(ctx context.Context, tx pgx.Tx, alias, roomID string) error {
-	local, server, ok := strings.Cut(alias, ":")
-	if !ok || !strings.HasPrefix(local, "#") || len(local) < 2 || server == "" || len(alias) > 255 {
+	_, server, err := ParseAlias(alias)
+	if err != nil {
 		return &BadAliasError{Alias: alias}
 	}
 	if server != c.cfg.ServerName {

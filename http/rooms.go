@@ -12,6 +12,7 @@ import (
 
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/mxid"
 	"spelt.dev/spelt/queries"
 )
 
@@ -117,9 +118,10 @@ func (s *Server) createRoom(c echo.Context) error {
 	return c.JSON(nethttp.StatusOK, map[string]any{"room_id": res.RoomID})
 }
 
+// validUserID: u is a syntactically valid user ID within the spec's 255-byte limit.
 func validUserID(u string) bool {
-	local, server, ok := strings.Cut(u, ":")
-	return ok && strings.HasPrefix(local, "@") && len(local) > 1 && server != "" && len(u) <= 255
+	_, _, ok := mxid.SplitUserID(u)
+	return ok && len(u) <= 255
 }
 
 // readContent reads a request body that is event content: any JSON object.

@@ -1,10 +1,12 @@
 package queries
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -230,6 +232,8 @@ func (q *Queries) Hierarchy(ctx context.Context, v Viewer, req HierarchyRequest)
 	return out, nil
 }
 
+// sortChildren orders a space's children as the spec says: by valid "order" first,
+// then by the m.space.child event's timestamp, then by room ID.
 func sortChildren(kids []spaceChild) {
 	validOrder := func(o string) bool {
 		if o == "" || len(o) > 50 {
@@ -242,23 +246,21 @@ func sortChildren(kids []spaceChild) {
 		}
 		return true
 	}
-	less := func(a, b spaceChild) bool {
+	slices.SortFunc(kids, func(a, b spaceChild) int {
 		ao, bo := validOrder(a.order), validOrder(b.order)
 		switch {
 		case ao && bo && a.order != b.order:
-			return a.order < b.order
+			return strings.Compare(a.order, b.order)
 		case ao != bo:
-			return ao
+			if ao {
+				return -1
+			}
+			return 1
 		case a.ts != b.ts:
-			return a.ts < b.ts
+			return cmp.Compare(a.ts, b.ts)
 		}
-		return a.roomID < b.roomID
-	}
-	for i := 1; i < len(kids); i++ {
-		for j := i; j > 0 && less(kids[j], kids[j-1]); j-- {
-			kids[j], kids[j-1] = kids[j-1], kids[j]
-		}
-	}
+		return strings.Compare(a.roomID, b.roomID)
+	})
 }
 
 // accessible reports whether the user may see a room in a space's hierarchy.
