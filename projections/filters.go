@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,16 +28,8 @@ func (Filters) Handles(t string) bool { return t == eventlog.TypeFilterCreated }
 
 // Apply implements Projector.
 func (Filters) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-	var b pgbatch.DB
 	q := projdb.New()
-	for _, e := range events {
-		var d eventlog.FilterCreated
-		if err := e.Decode(&d); err != nil {
-			return fmt.Errorf("filters: %w", err)
-		}
-		if err := q.UserFilterInsert(ctx, &b, projdb.UserFilterInsertParams{UserID: d.UserID, FilterID: d.FilterID, Filter: d.Filter}); err != nil {
-			return fmt.Errorf("filters: %w", err)
-		}
-	}
-	return b.Send(ctx, tx)
+	return applyEach(ctx, tx, "filters", events, func(b *pgbatch.DB, _ eventlog.Event, d eventlog.FilterCreated) error {
+		return q.UserFilterInsert(ctx, b, projdb.UserFilterInsertParams{UserID: d.UserID, FilterID: d.FilterID, Filter: d.Filter})
+	})
 }

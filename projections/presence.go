@@ -29,21 +29,13 @@ func (Presence) Handles(t string) bool { return t == eventlog.TypePresenceSet }
 
 // Apply implements Projector.
 func (Presence) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-	var b pgbatch.DB
 	q := projdb.New()
 	next, err := q.PresenceMaxOrdering(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("presence: %w", err)
 	}
-	for _, e := range events {
-		var d eventlog.PresenceSet
-		if err := e.Decode(&d); err != nil {
-			return fmt.Errorf("presence: %w", err)
-		}
+	return applyEach(ctx, tx, "presence", events, func(b *pgbatch.DB, e eventlog.Event, d eventlog.PresenceSet) error {
 		next++
-		if err := q.PresenceUpsert(ctx, &b, projdb.PresenceUpsertParams{UserID: d.UserID, Presence: d.Presence, StatusMsg: d.StatusMsg, UpdatedAt: e.RecordedAt, StreamOrdering: next}); err != nil {
-			return fmt.Errorf("presence: %w", err)
-		}
-	}
-	return b.Send(ctx, tx)
+		return q.PresenceUpsert(ctx, b, projdb.PresenceUpsertParams{UserID: d.UserID, Presence: d.Presence, StatusMsg: d.StatusMsg, UpdatedAt: e.RecordedAt, StreamOrdering: next})
+	})
 }

@@ -2,10 +2,12 @@ package projections
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
 )
 
 // Projector builds one read model from the log.
@@ -28,4 +30,21 @@ type Projector interface {
 	// checkpoint.
 	Handles(eventType string) bool
 	Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error
+}
+
+// applyEach is Apply for a projector of one event type: it decodes every event as a
+// D and hands it to write, whose statements go to PostgreSQL in one batch. name
+// prefixes errors.
+func applyEach[D any](ctx context.Context, tx pgx.Tx, name string, events []eventlog.Event, write func(b *pgbatch.DB, e eventlog.Event, d D) error) error {
+	var b pgbatch.DB
+	for _, e := range events {
+		var d D
+		if err := e.Decode(&d); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := write(&b, e, d); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return b.Send(ctx, tx)
 }

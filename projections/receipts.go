@@ -29,22 +29,14 @@ func (Receipts) Handles(t string) bool { return t == eventlog.TypeReceiptSent }
 
 // Apply implements Projector.
 func (Receipts) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-	var b pgbatch.DB
 	q := projdb.New()
 	next, err := q.ReceiptsMaxOrdering(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}
-	for _, e := range events {
-		var d eventlog.ReceiptSent
-		if err := e.Decode(&d); err != nil {
-			return fmt.Errorf("receipts: %w", err)
-		}
+	return applyEach(ctx, tx, "receipts", events, func(b *pgbatch.DB, _ eventlog.Event, d eventlog.ReceiptSent) error {
 		next++
-		if err := q.ReceiptUpsert(ctx, &b, projdb.ReceiptUpsertParams{RoomID: d.RoomID, UserID: d.UserID, ReceiptType: d.Type,
-			ThreadID: d.ThreadID, EventID: d.EventID, Ts: d.TS, StreamOrdering: next}); err != nil {
-			return fmt.Errorf("receipts: %w", err)
-		}
-	}
-	return b.Send(ctx, tx)
+		return q.ReceiptUpsert(ctx, b, projdb.ReceiptUpsertParams{RoomID: d.RoomID, UserID: d.UserID, ReceiptType: d.Type,
+			ThreadID: d.ThreadID, EventID: d.EventID, Ts: d.TS, StreamOrdering: next})
+	})
 }
