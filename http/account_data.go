@@ -59,10 +59,7 @@ func (s *Server) putAccountData(room bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.wait.WaitFor(c.Request().Context(), pos, accountDataProjector); err != nil {
-			return err
-		}
-		return c.JSON(nethttp.StatusOK, map[string]any{})
+		return s.emptyWhenVisible(c, pos, accountDataProjector)
 	}
 }
 
@@ -120,10 +117,7 @@ func (s *Server) putTag(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wait.WaitFor(c.Request().Context(), pos, accountDataProjector); err != nil {
-		return err
-	}
-	return c.JSON(nethttp.StatusOK, map[string]any{})
+	return s.emptyWhenVisible(c, pos, accountDataProjector)
 }
 
 // deleteTag: DELETE /user/{userId}/rooms/{roomId}/tags/{tag}.
@@ -139,8 +133,5 @@ func (s *Server) deleteTag(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wait.WaitFor(c.Request().Context(), pos, accountDataProjector); err != nil {
-		return err
-	}
-	return c.JSON(nethttp.StatusOK, map[string]any{})
+	return s.emptyWhenVisible(c, pos, accountDataProjector)
 }

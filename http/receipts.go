@@ -35,10 +35,7 @@ func (s *Server) receipt(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wait.WaitFor(c.Request().Context(), pos, "receipts", accountDataProjector); err != nil {
-		return err
-	}
-	return c.JSON(nethttp.StatusOK, map[string]any{})
+	return s.emptyWhenVisible(c, pos, "receipts", accountDataProjector)
 }
 
 // readMarkers: POST /_matrix/client/v3/rooms/{roomId}/read_markers.

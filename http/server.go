@@ -210,3 +210,12 @@ func recoverer(logger *slog.Logger) echo.MiddlewareFunc {
 func meta(c echo.Context, origin eventlog.Origin) commands.Meta {
 	return commands.Meta{Actor: identity(c).UserID, Origin: origin, RequestID: requestID(c)}
 }
+
+// emptyWhenVisible answers a write with {} once the named projectors have applied
+// it, so that the client's next read sees its write.
+func (s *Server) emptyWhenVisible(c echo.Context, pos eventlog.Position, projectors ...string) error {
+	if err := s.wait.WaitFor(c.Request().Context(), pos, projectors...); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]any{})
+}

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"encoding/json"
-	nethttp "net/http"
 
 	"github.com/labstack/echo/v4"
 
@@ -41,8 +40,5 @@ func (s *Server) sendToDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wait.WaitFor(c.Request().Context(), pos, "to_device"); err != nil {
-		return err
-	}
-	return c.JSON(nethttp.StatusOK, map[string]any{})
+	return s.emptyWhenVisible(c, pos, "to_device")
 }
