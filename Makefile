@@ -2,6 +2,10 @@
 # GOTOOLCHAIN=local, and the Go module proxy serves go1.27.3.
 export GOTOOLCHAIN := go1.27.3
 
+# The end-to-end encryption tests use mautrix's pure-Go Olm (goolm), chosen by a build
+# tag; without it mautrix's crypto package wants libolm through cgo.
+export GOFLAGS := -tags=goolm
+
 GO ?= go
 
 .PHONY: run test check ci sqlc bench build

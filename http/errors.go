@@ -95,6 +95,8 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeUserInUse, "User ID already taken.")
 	case errors.Is(err, commands.ErrInvalidCredentials):
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid username or password")
+	case errors.Is(err, commands.ErrInvalidSignature):
+		return matrixErr(nethttp.StatusBadRequest, "M_INVALID_SIGNATURE", "Invalid signature")
 	case errors.Is(err, commands.ErrInvalidLoginToken):
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid login token")
 	case errors.Is(err, commands.ErrUserDeactivated):

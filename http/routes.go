@@ -123,6 +123,14 @@ func (s *Server) routes() {
 	c.DELETE("/devices/:deviceId", s.deleteDevice, auth, s.login.middleware)
 	c.POST("/delete_devices", s.deleteDevices, auth, s.login.middleware)
 
+	// End-to-end encryption keys (spec: client-server API, "End-to-End Encryption").
+	c.POST("/keys/upload", s.uploadKeys, guestAuth)
+	c.POST("/keys/query", s.queryKeys, guestAuth)
+	c.POST("/keys/claim", s.claimKeys, guestAuth)
+	c.GET("/keys/changes", s.keyChanges, guestAuth)
+	c.POST("/keys/device_signing/upload", s.uploadCrossSigningKeys, auth, s.login.middleware)
+	c.POST("/keys/signatures/upload", s.uploadSignatures, auth)
+
 	// Third-party identifiers (spec: client-server API, "Adding Account Administrative
 	// Contact Information"), the requestToken endpoints and the pages the e-mails link to.
 	// Each request may send an e-mail: its own bucket, at the registration rates.

@@ -81,6 +81,7 @@ type Commands interface {
 	ReceiptCommands
 	ToDeviceCommands
 	DirectoryCommands
+	E2ECommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -101,6 +102,7 @@ type Queries interface {
 	LegacySyncQueries
 	RelationQueries
 	DirectoryQueries
+	E2EQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

@@ -20,7 +20,7 @@ type SyncQueries interface {
 }
 
 // syncProjectors are the read models /sync reads; a long-poll wakes when one moves.
-var syncProjectors = []string{"rooms", "account_data", "presence", "receipts", "to_device"}
+var syncProjectors = []string{"rooms", "account_data", "presence", "receipts", "to_device", "e2e_keys"}
 
 // maxSyncTimeout bounds a long-poll.
 const maxSyncTimeout = 5 * time.Minute
@@ -102,16 +102,27 @@ func (s *Server) sync(c echo.Context) error {
 		}
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {
-			return c.JSON(nethttp.StatusOK, res)
+			return s.syncAnswer(c, res)
 		}
 		if !waitAny(ctx, moved, left) {
 			res, err = s.q.Sync(ctx, viewer(c), req)
 			if err != nil {
 				return err
 			}
-			return c.JSON(nethttp.StatusOK, res)
+			return s.syncAnswer(c, res)
 		}
 	}
+}
+
+// syncAnswer sends a sync response with the device's key counts, which every response
+// carries (read only now, so that a long-poll's empty looks cost nothing more).
+func (s *Server) syncAnswer(c echo.Context, res *queries.Sync) error {
+	id := identity(c)
+	var err error
+	if res.OTKCounts, res.FallbackKeys, err = s.q.KeyCounts(c.Request().Context(), id.UserID, id.DeviceID); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, res)
 }
 
 // waitAny waits until one of chans is closed (true), d passes or ctx ends (false).

@@ -13,9 +13,10 @@ import (
 )
 
 // SyncToken is a position in every stream /sync reads: room events, account data,
-// presence. Each is a dense number its projector assigns in log order, so a token means
-// the same after a restart and after a replay. It is written "s<rooms>_<account
-// data>_<presence>_<receipts>"; its first part is a room timeline token too.
+// presence... Each is a dense number its projector assigns in log order, so a token
+// means the same after a restart and after a replay. It is written "s<rooms>_<account
+// data>_<presence>_<receipts>_<typing>_<to-device>_<acknowledged>_<device lists>"; its
+// first part is a room timeline token too.
 type SyncToken struct {
 	Rooms, AccountData, Presence, Receipts int64
 	// Typing is the serving process's typing position (typing is not in the log; a
@@ -24,13 +25,14 @@ type SyncToken struct {
 	ToDevice int64
 	// Acked is the to-device position up to which messages are known to be deleted;
 	// below ToDevice, the next sync with this token acknowledges them.
-	Acked int64
+	Acked       int64
+	DeviceLists int64
 }
 
 func (t SyncToken) String() string {
 	return "s" + strconv.FormatInt(t.Rooms, 10) + "_" + strconv.FormatInt(t.AccountData, 10) + "_" + strconv.FormatInt(t.Presence, 10) +
 		"_" + strconv.FormatInt(t.Receipts, 10) + "_" + strconv.FormatInt(t.Typing, 10) + "_" + strconv.FormatInt(t.ToDevice, 10) +
-		"_" + strconv.FormatInt(t.Acked, 10)
+		"_" + strconv.FormatInt(t.Acked, 10) + "_" + strconv.FormatInt(t.DeviceLists, 10)
 }
 
 // ParseSyncToken reads a sync token. A timeline token ("s<N>") is a sync token of the
@@ -40,9 +42,9 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, ErrBadToken
 	}
 	parts := strings.Split(s[1:], "_")
-	var n [7]int64
+	var n [8]int64
 	for i, p := range parts {
-		if i >= 7 {
+		if i >= len(n) {
 			break
 		}
 		v, err := strconv.ParseInt(p, 10, 64)
@@ -51,7 +53,7 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		n[i] = v
 	}
-	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3], Typing: n[4], ToDevice: n[5], Acked: n[6]}, nil
+	return SyncToken{Rooms: n[0], AccountData: n[1], Presence: n[2], Receipts: n[3], Typing: n[4], ToDevice: n[5], Acked: n[6], DeviceLists: n[7]}, nil
 }
 
 // SyncFilter is what /sync uses of a filter (spec: client-server API, "Filtering").
@@ -113,6 +115,8 @@ type Sync struct {
 	ToDevice    eventList       `json:"to_device"`
 	DeviceLists SyncDeviceLists `json:"device_lists"`
 	OTKCounts   map[string]int  `json:"device_one_time_keys_count"`
+	// FallbackKeys are the algorithms of the device's unused fallback keys.
+	FallbackKeys []string `json:"device_unused_fallback_key_types"`
 	// ToDeviceAck is the to-device position the client acknowledged by syncing past it,
 	// when messages up to it are left to delete (0: none).
 	ToDeviceAck int64 `json:"-"`
@@ -121,10 +125,12 @@ type Sync struct {
 // Empty reports whether an incremental sync has nothing to say.
 func (s *Sync) Empty() bool {
 	return len(s.Rooms.Join) == 0 && len(s.Rooms.Invite) == 0 && len(s.Rooms.Leave) == 0 && len(s.Rooms.Knock) == 0 &&
-		len(s.AccountData.Events) == 0 && len(s.Presence.Events) == 0 && len(s.ToDevice.Events) == 0
+		len(s.AccountData.Events) == 0 && len(s.Presence.Events) == 0 && len(s.ToDevice.Events) == 0 &&
+		len(s.DeviceLists.Changed) == 0 && len(s.DeviceLists.Left) == 0
 }
 
-// SyncDeviceLists are the device-list changes (none until end-to-end encryption).
+// SyncDeviceLists are whose device lists changed: users to fetch keys of again, and
+// users who no longer share a room with the syncing user.
 type SyncDeviceLists struct {
 	Changed []string `json:"changed"`
 	Left    []string `json:"left"`
@@ -195,7 +201,8 @@ func (q *Queries) SyncPositions(ctx context.Context) (SyncToken, error) {
 	if err != nil {
 		return SyncToken{}, fmt.Errorf("sync positions: %w", err)
 	}
-	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence, Receipts: p.Receipts, ToDevice: p.ToDevice}, nil
+	return SyncToken{Rooms: p.Rooms, AccountData: p.AccountData, Presence: p.Presence, Receipts: p.Receipts, ToDevice: p.ToDevice,
+		DeviceLists: p.DeviceLists}, nil
 }
 
 // strippedTypes are the state an invited or knocking user sees of a room (spec:
@@ -219,6 +226,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		// A token from the future (another server's, or before a restore) counts as now.
 		since.Rooms, since.AccountData, since.Presence = min(since.Rooms, now.Rooms), min(since.AccountData, now.AccountData), min(since.Presence, now.Presence)
 		since.Receipts, since.ToDevice = min(since.Receipts, now.Receipts), min(since.ToDevice, now.ToDevice)
+		since.DeviceLists = min(since.DeviceLists, now.DeviceLists)
 		if since.Typing > now.Typing {
 			since.Typing = 0
 		}
@@ -226,7 +234,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	out := &Sync{NextBatch: now.String(), Rooms: SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{},
 		Leave: map[string]*LeftRoom{}, Knock: map[string]*KnockedRoom{}}, AccountData: eventList{Events: []json.RawMessage{}},
 		Presence: eventList{Events: []json.RawMessage{}}, ToDevice: eventList{Events: []json.RawMessage{}},
-		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}}
+		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}, FallbackKeys: []string{}}
 	initial := req.Since == nil
 	// Messages the previous sync gave are acknowledged by this one (spec: "Send-to-Device
 	// messaging": deleted once the client acknowledges them with a later since).
@@ -255,7 +263,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 
 	var memberships []readdb.SyncMembershipsRow
 	if initial || req.FullState || since.Rooms < now.Rooms || since.AccountData < now.AccountData || since.Receipts < now.Receipts ||
-		since.Typing < now.Typing {
+		since.Typing < now.Typing || since.DeviceLists < now.DeviceLists {
 		if memberships, err = q.q.SyncMemberships(ctx, q.pool, readdb.SyncMembershipsParams{UserID: v.UserID, At: now.Rooms}); err != nil {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
@@ -375,6 +383,12 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			}
 			lr.AccountData.Events = orEmpty(roomData[room])
 			out.Rooms.Leave[room] = lr
+		}
+	}
+	if !initial && (since.Rooms < now.Rooms || since.DeviceLists < now.DeviceLists) {
+		// Device lists are not filtered by room: every room shared counts.
+		if out.DeviceLists.Changed, out.DeviceLists.Left, err = q.deviceListChanges(ctx, v.UserID, since, now, memberships); err != nil {
+			return nil, err
 		}
 	}
 	out.NextBatch = now.String()

@@ -83,6 +83,7 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 		}
 	}
 	roomActivity(t, ctx, s.client("@user2:spelt.test", tokens[2]), s.client("@user3:spelt.test", tokens[3]))
+	e2eActivity(ctx, t, s)
 	s.waitProjected(ctx)
 }
 

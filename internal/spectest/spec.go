@@ -84,7 +84,10 @@ type operation struct {
 	// authenticated is set when the operation declares a security
 	// requirement, so it may answer 401 for a missing or bad credential.
 	authenticated bool
-	responses     map[string]*response // by status key: "200", "4XX", "default"
+	// describesUIA is set when the description says the operation uses
+	// User-Interactive Authentication, whether or not it documents the 401.
+	describesUIA bool
+	responses    map[string]*response // by status key: "200", "4XX", "default"
 }
 
 type segment struct {
@@ -223,6 +226,8 @@ func (s *spec) index(file string) error {
 					op.authenticated = true
 				}
 			}
+			desc, _ := opDoc["description"].(string)
+			op.describesUIA = strings.Contains(desc, "[User-Interactive Authentication API]")
 			responses, _ := opDoc["responses"].(map[string]any)
 			ptr := "/paths/" + escapePointer(rawTemplate) + "/" + method + "/responses/"
 			for status := range responses {

@@ -92,6 +92,17 @@ func TestCheck(t *testing.T) {
 			wantErr: []string{"register", "'flows'"},
 		},
 		{
+			name:   "user-interactive auth the description names but the responses omit",
+			method: "POST", path: "/_matrix/client/v3/keys/device_signing/upload", status: 401,
+			body: `{"flows":[{"stages":["m.login.password"]}],"params":{},"session":"xyzzy"}`,
+		},
+		{
+			name:   "user-interactive auth the description names, with bad flows",
+			method: "POST", path: "/_matrix/client/v3/keys/device_signing/upload", status: 401,
+			body:    `{"flows":"password","session":"xyzzy"}`,
+			wantErr: []string{"uploadCrossSigningKeys", "not a user-interactive authentication response"},
+		},
+		{
 			name:   "undocumented status",
 			method: "GET", path: "/_matrix/client/versions", status: 404,
 			body:    `{"errcode":"M_NOT_FOUND","error":"no"}`,

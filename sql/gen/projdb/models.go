@@ -60,6 +60,46 @@ type DeviceInboxPosition struct {
 	StreamOrdering int64
 }
 
+type DeviceListChange struct {
+	StreamOrdering int64
+	UserID         string
+	OnlyFor        *string
+}
+
+type E2eCrossSigningKey struct {
+	UserID string
+	Kind   string
+	Key    []byte
+}
+
+type E2eDeviceKey struct {
+	UserID   string
+	DeviceID string
+	Keys     []byte
+}
+
+type E2eFallbackKey struct {
+	UserID    string
+	DeviceID  string
+	Algorithm string
+	Used      bool
+}
+
+type E2eKeySignature struct {
+	UserID      string
+	KeyID       string
+	Signer      string
+	SignerKeyID string
+	Signature   string
+}
+
+type E2eOneTimeKeyCount struct {
+	UserID    string
+	DeviceID  string
+	Algorithm string
+	N         int64
+}
+
 type ErasedUser struct {
 	UserID   string
 	ErasedAt int64
@@ -218,6 +258,35 @@ type UserThreepid struct {
 type WritemodelDevice struct {
 	UserID   string
 	DeviceID string
+}
+
+type WritemodelE2eCrossSigningKey struct {
+	UserID string
+	Kind   string
+	Key    []byte
+}
+
+type WritemodelE2eDeviceKey struct {
+	UserID   string
+	DeviceID string
+	Keys     []byte
+}
+
+type WritemodelE2eFallbackKey struct {
+	UserID    string
+	DeviceID  string
+	Algorithm string
+	KeyID     string
+	Key       []byte
+	Used      bool
+}
+
+type WritemodelE2eOneTimeKey struct {
+	UserID    string
+	DeviceID  string
+	Algorithm string
+	KeyID     string
+	Key       []byte
 }
 
 type WritemodelLoginToken struct {

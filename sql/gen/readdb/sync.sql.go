@@ -124,7 +124,8 @@ SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS ro
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
        (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
        (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts,
-       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device
+       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device,
+       (SELECT coalesce(max(stream_ordering), 0) FROM device_list_changes)::bigint AS device_lists
 `
 
 type SyncPositionsRow struct {
@@ -133,6 +134,7 @@ type SyncPositionsRow struct {
 	Presence    int64
 	Receipts    int64
 	ToDevice    int64
+	DeviceLists int64
 }
 
 func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow, error) {
@@ -144,6 +146,7 @@ func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow,
 		&i.Presence,
 		&i.Receipts,
 		&i.ToDevice,
+		&i.DeviceLists,
 	)
 	return i, err
 }

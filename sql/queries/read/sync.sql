@@ -3,7 +3,8 @@ SELECT (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS ro
        (SELECT coalesce(max(stream_ordering), 0) FROM account_data)::bigint AS account_data,
        (SELECT coalesce(max(stream_ordering), 0) FROM user_presence)::bigint AS presence,
        (SELECT coalesce(max(stream_ordering), 0) FROM receipts)::bigint AS receipts,
-       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device;
+       coalesce((SELECT stream_ordering FROM device_inbox_position), 0)::bigint AS to_device,
+       (SELECT coalesce(max(stream_ordering), 0) FROM device_list_changes)::bigint AS device_lists;
 
 -- name: SyncMemberships :many
 -- The user's membership of every room as it was at @at (the sync's upper bound), with
