@@ -132,7 +132,11 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 		if err := add("m.room.create", "", content(creation)); err != nil {
 			return nil, err
 		}
-		if err := add("m.room.member", req.Creator, content(map[string]any{"membership": "join"})); err != nil {
+		join := map[string]any{"membership": "join"}
+		if err := c.withProfile(ctx, tx, req.Creator, join); err != nil {
+			return nil, err
+		}
+		if err := add("m.room.member", req.Creator, content(join)); err != nil {
 			return nil, err
 		}
 		initial := map[pdus.StateKey]json.RawMessage{}
@@ -204,6 +208,9 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 			body := map[string]any{"membership": "invite"}
 			if req.IsDirect {
 				body["is_direct"] = true
+			}
+			if err := c.withProfile(ctx, tx, u, body); err != nil {
+				return nil, err
 			}
 			if err := add("m.room.member", u, content(body)); err != nil {
 				return nil, err

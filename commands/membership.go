@@ -32,6 +32,9 @@ type Membership struct {
 	// Guest is set when the sender is a guest: a guest joins only rooms whose
 	// m.room.guest_access is can_join.
 	Guest bool
+	// Profile re-sends a joined user's member event with their current profile (after
+	// a profile change); nothing is sent when it already carries it.
+	Profile bool
 }
 
 // Membership actions.
@@ -69,6 +72,15 @@ func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership
 		current, err := r.membership(ctx, m.Target)
 		if err != nil {
 			return nil, err
+		}
+		if m.Profile {
+			return c.refreshProfile(ctx, tx, r, m.Target, &out)
+		}
+		if len(m.Extra) == 0 && (m.Action == ActionInvite || m.Action == ActionJoin || m.Action == ActionKnock) {
+			// Member events carry the user's profile (spec: "m.room.member").
+			if err := c.withProfile(ctx, tx, m.Target, body); err != nil {
+				return nil, err
+			}
 		}
 		switch m.Action {
 		case ActionInvite:
@@ -131,6 +143,55 @@ func (c *Commands) ChangeMembership(ctx context.Context, meta Meta, m Membership
 	})
 	out.Position = pos
 	return out, err
+}
+
+// withProfile sets displayname and avatar_url in a member event's content from the
+// user's profile (users of other servers have none here).
+func (c *Commands) withProfile(ctx context.Context, tx pgx.Tx, user string, body map[string]any) error {
+	p, err := c.q.ProfileGet(ctx, tx, user)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	delete(body, "displayname")
+	delete(body, "avatar_url")
+	if p.Displayname != nil {
+		body["displayname"] = *p.Displayname
+	}
+	if p.AvatarUrl != nil {
+		body["avatar_url"] = *p.AvatarUrl
+	}
+	return nil
+}
+
+// refreshProfile re-sends a joined user's member event, its content kept but for the
+// profile, which comes from the user's current one.
+func (c *Commands) refreshProfile(ctx context.Context, tx pgx.Tx, r *room, user string, out *Sent) ([]eventlog.NewEvent, error) {
+	cur, err := r.current(ctx, "m.room.member", user)
+	if err != nil || cur == nil || cur.Membership() != "join" {
+		return nil, err
+	}
+	body := map[string]any{}
+	if err := json.Unmarshal(cur.PDU.Content, &body); err != nil {
+		return nil, err
+	}
+	before, _ := json.Marshal(body)
+	if err := c.withProfile(ctx, tx, user, body); err != nil {
+		return nil, err
+	}
+	delete(body, "join_authorised_via_users_server") // it authorised the first join only
+	if after, _ := json.Marshal(body); string(after) == string(before) {
+		out.EventID = cur.ID
+		return nil, nil
+	}
+	ev, err := r.add(ctx, pdus.Proto{Sender: user, Type: "m.room.member", StateKey: strPtr(user), Content: content(body)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	out.EventID = ev.ID
+	return r.news, nil
 }
 
 // authoriseRestrictedJoin fills join_authorised_via_users_server when the room's join

@@ -75,7 +75,11 @@ func (c *Commands) UpgradeRoom(ctx context.Context, meta Meta, roomID, user, ver
 		if err := add(nr, "m.room.create", "", content(createContent)); err != nil {
 			return nil, err
 		}
-		if err := add(nr, "m.room.member", user, content(map[string]any{"membership": "join"})); err != nil {
+		join := map[string]any{"membership": "join"}
+		if err := c.withProfile(ctx, tx, user, join); err != nil {
+			return nil, err
+		}
+		if err := add(nr, "m.room.member", user, content(join)); err != nil {
 			return nil, err
 		}
 		pl := defaultPowerLevels(user, PresetPrivateChat, nil)

@@ -18,7 +18,7 @@ var writeModelTables = []string{
 	"writemodel.users", "writemodel.devices", "writemodel.uia_sessions", "writemodel.registration_tokens",
 	"writemodel.refresh_tokens", "writemodel.login_tokens", "writemodel.threepid_sessions", "writemodel.user_threepids",
 	"writemodel.sso_logins", "writemodel.sso_identities", "writemodel.e2e_device_keys", "writemodel.e2e_one_time_keys",
-	"writemodel.e2e_fallback_keys", "writemodel.e2e_cross_signing_keys",
+	"writemodel.e2e_fallback_keys", "writemodel.e2e_cross_signing_keys", "writemodel.profiles",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the
@@ -191,6 +191,9 @@ func queueWriteModel(ctx context.Context, b *pgbatch.DB, events []eventlog.Event
 		}
 		if err == nil {
 			err = applyE2EWriteModel(ctx, b, q, e)
+		}
+		if err == nil {
+			err = applyProfileWriteModel(ctx, b, q, e)
 		}
 		if err != nil {
 			return fmt.Errorf("write model: %w", err)

@@ -81,9 +81,9 @@ func (s *Server) capabilities(c echo.Context) error {
 	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
-		// Profiles are not served yet; 3PIDs can change when Spelt can send e-mail.
-		"m.set_displayname": map[string]bool{"enabled": false},
-		"m.set_avatar_url":  map[string]bool{"enabled": false},
+		// 3PIDs can change when Spelt can send e-mail.
+		"m.set_displayname": map[string]bool{"enabled": true},
+		"m.set_avatar_url":  map[string]bool{"enabled": true},
 		"m.3pid_changes":    map[string]bool{"enabled": s.cfg.Mailer != nil},
 		"m.get_login_token": map[string]bool{"enabled": true},
 		"m.room_versions":   map[string]any{"default": s.cfg.DefaultRoomVersion, "available": available},

@@ -123,6 +123,13 @@ func (s *Server) routes() {
 	c.DELETE("/devices/:deviceId", s.deleteDevice, auth, s.login.middleware)
 	c.POST("/delete_devices", s.deleteDevices, auth, s.login.middleware)
 
+	// Profiles (spec: client-server API, "Profiles"); reading them takes no token.
+	c.GET("/profile/:userId", s.getProfile)
+	c.GET("/profile/:userId/displayname", s.getProfileField("displayname"))
+	c.GET("/profile/:userId/avatar_url", s.getProfileField("avatar_url"))
+	c.PUT("/profile/:userId/displayname", s.putProfileField("displayname"), guestAuth)
+	c.PUT("/profile/:userId/avatar_url", s.putProfileField("avatar_url"), auth)
+
 	// End-to-end encryption keys (spec: client-server API, "End-to-End Encryption").
 	c.POST("/keys/upload", s.uploadKeys, guestAuth)
 	c.POST("/keys/query", s.queryKeys, guestAuth)

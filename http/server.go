@@ -82,6 +82,7 @@ type Commands interface {
 	ToDeviceCommands
 	DirectoryCommands
 	E2ECommands
+	ProfileCommands
 }
 
 // Queries is the read side as the HTTP layer uses it.
@@ -103,6 +104,7 @@ type Queries interface {
 	RelationQueries
 	DirectoryQueries
 	E2EQueries
+	ProfileQueries
 }
 
 // Waiter blocks until the read models have applied a position (read-your-writes).

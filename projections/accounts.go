@@ -660,5 +660,5 @@ func (RegistrationTokens) Apply(ctx context.Context, tx pgx.Tx, events []eventlo
 
 // All returns every projector Spelt runs.
 func All() []Projector {
-	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, Rooms{}, Filters{}, AccountData{}, Presence{}, Receipts{}, ToDevice{}, E2EKeys{}}
+	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, Rooms{}, Filters{}, AccountData{}, Presence{}, Receipts{}, ToDevice{}, E2EKeys{}, Profiles{}}
 }

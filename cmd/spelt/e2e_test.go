@@ -404,6 +404,13 @@ func e2eActivity(ctx context.Context, t *testing.T, s *testServer) {
 		t.Fatal(err)
 	}
 	kim.sync(ctx)
+	// A profile change, carried into the room.
+	if err := lee.SetDisplayName(ctx, "Lee"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lee.SetAvatarURL(ctx, id.MustParseContentURI("mxc://spelt.test/lee")); err != nil {
+		t.Fatal(err)
+	}
 	kim.sendEncrypted(ctx, created.RoomID, "for the log")
 	lee.sync(ctx)
 	for _, u := range []*e2eUser{kim, lee} {

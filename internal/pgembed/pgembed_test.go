@@ -131,6 +131,21 @@ func TestLeftoverServerIsRestarted(t *testing.T) {
 	}
 	c.release() // what the kernel does when the owner dies
 	t.Cleanup(func() { _ = c.pgCtl(context.Background(), "stop", "-m", "immediate") })
+	// A process another parallel test is starting may hold a copy of the lock's file
+	// descriptor between its fork and its exec (the lock lives as long as any copy):
+	// wait until the lock is really free, as it is once the owner is dead.
+	lockPath := opts.DataDir + ".lock"
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		f, err := lockCluster(lockPath)
+		if err == nil {
+			_ = f.Close()
+			break
+		}
+		if !errors.Is(err, ErrInUse) || time.Now().After(deadline) {
+			t.Fatalf("lock after release: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	c2 := startCluster(t, opts)
 	conn := connect(t, c2.URL("postgres"))

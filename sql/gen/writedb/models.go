@@ -141,6 +141,12 @@ type EventlogSeal struct {
 	Signature         []byte
 }
 
+type Profile struct {
+	UserID      string
+	Displayname *string
+	AvatarUrl   *string
+}
+
 type ProjectionCheckpoint struct {
 	Name          string
 	Version       int32
@@ -294,6 +300,12 @@ type WritemodelLoginToken struct {
 	UserID    string
 	ExpiresAt time.Time
 	Used      bool
+}
+
+type WritemodelProfile struct {
+	UserID      string
+	Displayname *string
+	AvatarUrl   *string
 }
 
 type WritemodelRefreshToken struct {

@@ -439,6 +439,32 @@ func (q *Queries) RoomTxnInsert(ctx context.Context, db DBTX, arg RoomTxnInsertP
 	return err
 }
 
+const roomsJoinedBy = `-- name: RoomsJoinedBy :many
+SELECT room_id FROM writemodel.room_state
+WHERE type = 'm.room.member' AND state_key = $1 AND membership = 'join'
+ORDER BY room_id
+`
+
+func (q *Queries) RoomsJoinedBy(ctx context.Context, db DBTX, userID string) ([]string, error) {
+	rows, err := db.Query(ctx, roomsJoinedBy, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var room_id string
+		if err := rows.Scan(&room_id); err != nil {
+			return nil, err
+		}
+		items = append(items, room_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const roomsOfMember = `-- name: RoomsOfMember :many
 SELECT room_id FROM writemodel.room_state
 WHERE type = 'm.room.member' AND state_key = $1 AND membership IN ('join', 'invite', 'knock')

@@ -92,3 +92,8 @@ FROM writemodel.rooms r WHERE r.room_id = @room_id;
 SELECT room_id FROM writemodel.room_state
 WHERE type = 'm.room.member' AND state_key = @user_id AND membership IN ('join', 'invite', 'knock')
 ORDER BY room_id;
+
+-- name: RoomsJoinedBy :many
+SELECT room_id FROM writemodel.room_state
+WHERE type = 'm.room.member' AND state_key = @user_id AND membership = 'join'
+ORDER BY room_id;
