@@ -48,6 +48,9 @@ var (
 type IdentityProviders interface {
 	// Has reports whether an identity provider with this ID is configured.
 	Has(idp string) bool
+	// AllowsExistingUsers reports whether an identity of idp logging in for the first
+	// time may take over the existing account its username names.
+	AllowsExistingUsers(idp string) bool
 	// AuthCodeURL returns where to send the browser to log in at idp for the login
 	// with this state (discovering the provider if need be). It wraps
 	// ErrSSOUnavailable when the provider cannot be reached.
@@ -281,13 +284,21 @@ func (c *Commands) FinishSSO(ctx context.Context, meta Meta, req FinishSSO) (SSO
 			})
 		} else {
 			userID := linked
+			if userID == "" && c.idps.AllowsExistingUsers(p.Idp) {
+				// First login of this identity, allowed to take over the account of the
+				// same name when there is one.
+				if userID, events, err = c.ssoLinkExisting(ctx, tx, p.Idp, id); err != nil {
+					return nil, err
+				}
+			}
 			if userID == "" {
 				// First login of this identity: a new account.
 				userID, events, err = c.ssoRegister(ctx, tx, p.Idp, id)
 				if err != nil {
 					return nil, err
 				}
-			} else {
+			} else if events == nil {
+				// Linked before: the account must still be active.
 				u, err := c.q.UserGet(ctx, tx, userID)
 				if err != nil {
 					return nil, err
@@ -336,6 +347,29 @@ func (c *Commands) pendingSSOLogin(ctx context.Context, db writedb.DBTX, stateHa
 	return p, nil
 }
 
+// ssoLinkExisting links an identity to the existing account its username names, if
+// there is one ("" otherwise). Guest accounts are not taken over.
+func (c *Commands) ssoLinkExisting(ctx context.Context, tx pgx.Tx, idp string, id SSOIdentity) (string, []eventlog.NewEvent, error) {
+	userID := mxid.UserID(ssoLocalpart(id.Username, c.cfg.ServerName), c.cfg.ServerName)
+	u, err := c.q.UserGet(ctx, tx, userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if u.IsGuest {
+		return "", nil, nil
+	}
+	if u.Deactivated {
+		return "", nil, ErrUserDeactivated
+	}
+	return userID, []eventlog.NewEvent{{
+		Stream: eventlog.SSOIdentityStream(idp, id.Subject), Type: eventlog.TypeSSOIdentityLinked, ExpectVersion: eventlog.NoStream,
+		Data: eventlog.SSOIdentityLinked{IdP: idp, Subject: id.Subject, UserID: userID, DisplayName: id.DisplayName},
+	}}, nil
+}
+
 // maxLocalpartTries bounds the numbers tried after a localpart that is taken.
 const maxLocalpartTries = 1000
 
@@ -367,7 +401,7 @@ func (c *Commands) ssoRegister(ctx context.Context, tx pgx.Tx, idp string, id SS
 	// Both streams must be new: a concurrent first login of the same identity, or
 	// another registration of the localpart, makes the append fail and the command
 	// run again, which then finds the link or the next free number.
-	return userID, []eventlog.NewEvent{
+	events := []eventlog.NewEvent{
 		{
 			Stream: eventlog.UserStream(userID), Type: eventlog.TypeAccountRegistered, ExpectVersion: eventlog.NoStream,
 			Data: eventlog.AccountRegistered{UserID: userID, Localpart: lp},
@@ -376,7 +410,14 @@ func (c *Commands) ssoRegister(ctx context.Context, tx pgx.Tx, idp string, id SS
 			Stream: eventlog.SSOIdentityStream(idp, id.Subject), Type: eventlog.TypeSSOIdentityLinked, ExpectVersion: eventlog.NoStream,
 			Data: eventlog.SSOIdentityLinked{IdP: idp, Subject: id.Subject, UserID: userID, DisplayName: id.DisplayName},
 		},
-	}, nil
+	}
+	if id.DisplayName != "" && len(id.DisplayName) <= maxDisplaynameLength {
+		// The new account's display name is the provider's, as in Synapse.
+		name := id.DisplayName
+		events = append(events, eventlog.NewEvent{Stream: eventlog.ProfileStream(userID), Type: eventlog.TypeProfileChanged,
+			ExpectVersion: eventlog.AnyVersion, Data: eventlog.ProfileChanged{UserID: userID, Field: "displayname", Value: &name}})
+	}
+	return userID, events, nil
 }
 
 // ssoMaxLocalpart leaves room for a number after a localpart taken from a claim.

@@ -44,13 +44,22 @@ func identityProviders(cfg config.Config, key signingkey.Key) (commands.Identity
 	}
 	client := safedial.Client(cfg.SSO.AllowPrivateAddresses, ssoRequestTimeout)
 	rp := sso.New(providers, sso.CallbackURL(cfg.PublicBaseURL), secret, client)
-	return ssoAdapter{rp}, listed, nil
+	existing := map[string]bool{}
+	for _, p := range cfg.SSO.Providers {
+		existing[p.ID] = p.AllowExistingUsers
+	}
+	return ssoAdapter{rp, existing}, listed, nil
 }
 
 // ssoAdapter gives the relying party the shape commands want, its errors included.
-type ssoAdapter struct{ rp *sso.RelyingParty }
+type ssoAdapter struct {
+	rp       *sso.RelyingParty
+	existing map[string]bool // providers whose identities may log in to existing accounts
+}
 
 func (a ssoAdapter) Has(idp string) bool { return a.rp.Has(idp) }
+
+func (a ssoAdapter) AllowsExistingUsers(idp string) bool { return a.existing[idp] }
 
 func (a ssoAdapter) AuthCodeURL(ctx context.Context, idp, state string) (string, error) {
 	u, err := a.rp.AuthCodeURL(ctx, idp, state)

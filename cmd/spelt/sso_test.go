@@ -521,11 +521,53 @@ func TestSSOLogin(t *testing.T) {
 		WHERE type = 'sso.identity_linked.v1' AND payload->>'user_id' = '@bob1:spelt.test'`).Scan(&display); err != nil || display != "Bob Builder" {
 		t.Errorf("display name of bob1: %q %v", display, err)
 	}
+	// ... and becomes the new account's display name.
+	if name, err := s.client("", "").GetDisplayName(ctx, "@bob1:spelt.test"); err != nil || name.DisplayName != "Bob Builder" {
+		t.Errorf("bob1's profile: %+v %v", name, err)
+	}
 	// The log holds neither the state, nor the nonce, nor the verifier.
 	var leaks int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM eventlog.events WHERE payload::text LIKE '%' || $1 || '%' OR payload::text LIKE '%' || $2 || '%'`,
 		q.Get("state"), q.Get("nonce")).Scan(&leaks); err != nil || leaks != 0 {
 		t.Errorf("events holding the state or nonce: %d %v", leaks, err)
+	}
+}
+
+// TestSSOExistingUsers: with allow_existing_users, an identity's first login whose
+// username names an existing account logs in to it and stays linked to it.
+func TestSSOExistingUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	op := startOP(t)
+	te := newTestEnv(t, func(c *config.Config) {
+		withSSO(op, true)(c)
+		c.SSO.Providers[0].AllowExistingUsers = true
+	})
+	s := te.start()
+	s.register(ctx, "bob", "pw")
+	b := newBrowser(t, s, true)
+	client := "https://client.example/sso"
+	before := ssoCounts(t, te.dbURL)
+	token := b.finish(b.startLogin("/_matrix/client/v3/login/sso/redirect/"+testIdP+"?redirectUrl="+url.QueryEscape(client), "bob"), client+"?")
+	if got := loginWithToken(t, s, token).UserID; got != "@bob:spelt.test" {
+		t.Fatalf("the provider's bob logs in as %s, want the existing @bob:spelt.test", got)
+	}
+	if got := ssoCounts(t, te.dbURL); got[0] != before[0] || got[1] != before[1]+1 {
+		t.Fatalf("accounts and links: %v, then %v (want no new account, one new link)", before, got)
+	}
+	// The link stays, and the password still works.
+	token = b.finish(b.startLogin("/_matrix/client/v3/login/sso/redirect/"+testIdP+"?redirectUrl="+url.QueryEscape(client), "bob"), client+"?")
+	if got := loginWithToken(t, s, token).UserID; got != "@bob:spelt.test" {
+		t.Fatalf("second login as %s", got)
+	}
+	if _, err := s.client("", "").Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, Password: "pw",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "bob"}}); err != nil {
+		t.Fatalf("password login after linking: %v", err)
+	}
+	// A username without an account still gets a new one.
+	token = b.finish(b.startLogin("/_matrix/client/v3/login/sso/redirect/"+testIdP+"?redirectUrl="+url.QueryEscape(client), "alice"), client+"?")
+	if got := loginWithToken(t, s, token).UserID; got != "@alice:spelt.test" {
+		t.Fatalf("new user logs in as %s", got)
 	}
 }
 

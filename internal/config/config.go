@@ -240,6 +240,12 @@ type SSOProvider struct {
 	// DisplayNameClaim is the claim a new account's display name comes from;
 	// empty means name.
 	DisplayNameClaim string `toml:"display_name_claim"`
+	// AllowExistingUsers lets an identity's first login whose localpart claim names
+	// an existing account log in to that account, linking the identity to it, instead
+	// of creating a new numbered account (Synapse's allow_existing_users). Enable it
+	// only for a provider trusted to own those usernames: whoever it says is "bob"
+	// gets @bob's account.
+	AllowExistingUsers bool `toml:"allow_existing_users"`
 	// AllowInsecureIssuer accepts an http:// issuer, for tests only.
 	AllowInsecureIssuer bool `toml:"allow_insecure_issuer"`
 }
