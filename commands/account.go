@@ -75,8 +75,10 @@ func (c *Commands) ChangePassword(ctx context.Context, meta Meta, req ChangePass
 }
 
 // Deactivate ends an account (POST /account/deactivate): it can no longer log in, and
-// every device and token of it is gone.
-func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, erase bool, auth *AuthDict) (eventlog.Position, error) {
+// every device and token of it is gone. Its 3PIDs are unbound from identity servers
+// (idServer, or the ones they were bound at); the result says whether that worked for
+// all of them ("success") or not ("no-support").
+func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, erase bool, idServer string, auth *AuthDict) (eventlog.Position, string, error) {
 	ok := c.checkUIAPassword(ctx, userID, auth)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		flows, err := c.reauthFlows(ctx, tx, userID)
@@ -94,13 +96,17 @@ func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, era
 		}), nil
 	})
 	if err != nil {
-		return pos, err
+		return pos, "", err
+	}
+	unbound, result := c.unbindAll(ctx, meta, userID, idServer)
+	if pos.Less(unbound) {
+		pos = unbound
 	}
 	// A deactivated user leaves every room they are in, invited to or knocking on, as
 	// Synapse does; each room is its own command (and lock).
 	rooms, err := c.q.RoomsOfMember(ctx, c.pool, userID)
 	if err != nil {
-		return pos, fmt.Errorf("deactivate: rooms: %w", err)
+		return pos, "", fmt.Errorf("deactivate: rooms: %w", err)
 	}
 	for _, roomID := range rooms {
 		sent, err := c.ChangeMembership(ctx, meta, Membership{RoomID: roomID, Sender: userID, Target: userID, Action: ActionLeave})
@@ -112,7 +118,7 @@ func (c *Commands) Deactivate(ctx context.Context, meta Meta, userID string, era
 			pos = sent.Position
 		}
 	}
-	return pos, nil
+	return pos, result, nil
 }
 
 // DeleteDevices logs out the user's devices (DELETE /devices/{deviceId}, POST

@@ -53,6 +53,7 @@ type Commands struct {
 	logger *slog.Logger
 	now    func() time.Time
 	idps   IdentityProviders // nil: no single sign-on
+	ids    IdentityServers   // nil: no identity server trusted
 
 	secretOnce sync.Once
 	secret     []byte

@@ -68,5 +68,17 @@ var (
 	ErrThreepidAuthFailed         = errors.New("third-party identifier not validated")
 	ErrNoValidSession             = errors.New("no validation session matches sid, client_secret and token")
 	ErrThreepidSessionExpired     = errors.New("the validation token has expired: request a new one")
-	ErrIdentityServerNotTrusted   = errors.New("this homeserver uses no identity server")
+	ErrIdentityServerNotTrusted   = errors.New("this homeserver does not trust this identity server")
+	// ErrIdentityServerUnavailable: the identity server could not be reached or
+	// understood.
+	ErrIdentityServerUnavailable = errors.New("the identity server is unavailable")
 )
+
+// IdentityServerError is an identity server's refusal, passed on to the client.
+type IdentityServerError struct {
+	Errcode, Message string
+}
+
+func (e *IdentityServerError) Error() string {
+	return "identity server: " + e.Errcode + ": " + e.Message
+}

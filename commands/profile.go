@@ -72,4 +72,3 @@ func (c *Commands) SetProfileField(ctx context.Context, meta Meta, userID, field
 	}
 	return pos, nil
 }
-

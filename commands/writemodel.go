@@ -19,6 +19,7 @@ var writeModelTables = []string{
 	"writemodel.refresh_tokens", "writemodel.login_tokens", "writemodel.threepid_sessions", "writemodel.user_threepids",
 	"writemodel.sso_logins", "writemodel.sso_identities", "writemodel.e2e_device_keys", "writemodel.e2e_one_time_keys",
 	"writemodel.e2e_fallback_keys", "writemodel.e2e_cross_signing_keys", "writemodel.profiles",
+	"writemodel.threepid_bindings",
 }
 
 // applyWriteModel derives the write model's rows from events. Commands call it in the

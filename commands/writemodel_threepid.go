@@ -47,6 +47,15 @@ func applyThreepidWriteModel(ctx context.Context, b *pgbatch.DB, q *writedb.Quer
 		return q.UserThreepidInsert(ctx, b, writedb.UserThreepidInsertParams{
 			Medium: d.Medium, Address: d.Address, UserID: d.UserID, ValidatedAt: d.ValidatedAt,
 		})
+	case eventlog.TypeThreepidBound, eventlog.TypeThreepidUnbound:
+		var d eventlog.ThreepidBinding
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		if e.Type == eventlog.TypeThreepidBound {
+			return q.ThreepidBindingInsert(ctx, b, writedb.ThreepidBindingInsertParams(d))
+		}
+		return q.ThreepidBindingDelete(ctx, b, writedb.ThreepidBindingDeleteParams(d))
 	case eventlog.TypeThreepidRemoved:
 		var d eventlog.ThreepidRemoved
 		if err := e.Decode(&d); err != nil {

@@ -61,16 +61,14 @@ func (s *Server) deactivate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pos, err := s.cmd.Deactivate(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, req.Erase, auth)
+	pos, result, err := s.cmd.Deactivate(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, req.Erase, req.IDServer, auth)
 	if err != nil {
 		return err
 	}
 	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
 		return err
 	}
-	// Spelt binds no third-party identifiers to identity servers, so there is nothing
-	// to unbind.
-	return c.JSON(nethttp.StatusOK, map[string]string{"id_server_unbind_result": "success"})
+	return c.JSON(nethttp.StatusOK, map[string]string{"id_server_unbind_result": result})
 }
 
 // capabilities: GET /_matrix/client/v3/capabilities.

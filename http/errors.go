@@ -75,6 +75,17 @@ func toMatrix(err error) *MatrixError {
 	var he *echo.HTTPError
 	var uia *commands.AuthRequiredError
 	var badName *commands.InvalidUsernameError
+	var isErr *commands.IdentityServerError
+	if errors.As(err, &isErr) {
+		// The identity server's refusal, passed on as a 400 (Synapse passes its status
+		// on too). Token errors are about the identity server's token, not Spelt's:
+		// passed on as such, a client would log out.
+		code := isErr.Errcode
+		if code == codeUnknownToken || code == codeMissingToken || code == "M_UNAUTHORIZED" {
+			code = codeForbidden
+		}
+		return matrixErr(nethttp.StatusBadRequest, code, "Identity server: %s", isErr.Message)
+	}
 	var bad *commands.BadRequestError
 	var tooBig *nethttp.MaxBytesError
 	var forbiddenRoom *commands.ForbiddenError
@@ -125,7 +136,9 @@ func toMatrix(err error) *MatrixError {
 	case errors.Is(err, commands.ErrThreepidSessionExpired):
 		return matrixErr(nethttp.StatusBadRequest, codeSessionExpired, "The validation token has expired: request a new one")
 	case errors.Is(err, commands.ErrIdentityServerNotTrusted):
-		return matrixErr(nethttp.StatusBadRequest, codeServerNotTrusted, "This homeserver binds no third-party identifiers to identity servers")
+		return matrixErr(nethttp.StatusBadRequest, codeServerNotTrusted, "This homeserver does not trust this identity server")
+	case errors.Is(err, commands.ErrIdentityServerUnavailable):
+		return matrixErr(nethttp.StatusInternalServerError, codeUnknown, "The identity server is unavailable")
 	case errors.Is(err, commands.ErrSSODisabled):
 		// The spec's answer for an endpoint a server does not implement.
 		return matrixErr(nethttp.StatusNotFound, codeUnrecognized, "Single sign-on is not configured")

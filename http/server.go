@@ -60,7 +60,7 @@ type Commands interface {
 	Logout(ctx context.Context, meta commands.Meta, userID, deviceID string) (eventlog.Position, error)
 	LogoutAll(ctx context.Context, meta commands.Meta, userID string) (eventlog.Position, error)
 	ChangePassword(ctx context.Context, meta commands.Meta, req commands.ChangePassword) (eventlog.Position, error)
-	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, auth *commands.AuthDict) (eventlog.Position, error)
+	Deactivate(ctx context.Context, meta commands.Meta, userID string, erase bool, idServer string, auth *commands.AuthDict) (eventlog.Position, string, error)
 	DeleteDevices(ctx context.Context, meta commands.Meta, userID string, deviceIDs []string, auth *commands.AuthDict) (eventlog.Position, error)
 	RenameDevice(ctx context.Context, meta commands.Meta, userID, deviceID, name string) (eventlog.Position, error)
 	CreateRegistrationToken(ctx context.Context, meta commands.Meta, token string, usesAllowed *int32, expiry *time.Time) (string, eventlog.Position, error)

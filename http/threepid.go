@@ -28,6 +28,8 @@ type ThreepidCommands interface {
 	AddThreepid(ctx context.Context, meta commands.Meta, req commands.AddThreepid) (eventlog.Position, error)
 	RemoveThreepid(ctx context.Context, meta commands.Meta, userID, medium, address string) (eventlog.Position, bool, error)
 	ResetPassword(ctx context.Context, meta commands.Meta, req commands.ResetPassword) (eventlog.Position, error)
+	BindThreepid(ctx context.Context, meta commands.Meta, userID, server, accessToken, sid, clientSecret string) (eventlog.Position, error)
+	UnbindThreepid(ctx context.Context, meta commands.Meta, userID, server, medium, address string) (string, eventlog.Position, error)
 }
 
 // ThreepidQueries is the part of the read side that lists third-party identifiers.
@@ -336,11 +338,6 @@ func (r threepidRequest) check() error {
 	return nil
 }
 
-// noIdentityServer is the unbind result: Spelt binds nothing to identity servers, so
-// it knows of none to unbind from (spec: "If the homeserver does not know the original
-// id_server, it MUST return an id_server_unbind_result of no-support").
-var noIdentityServer = map[string]string{"id_server_unbind_result": "no-support"}
-
 // deleteThreepid: POST /_matrix/client/v3/account/3pid/delete.
 func (s *Server) deleteThreepid(c echo.Context) error {
 	var req threepidRequest
@@ -350,18 +347,27 @@ func (s *Server) deleteThreepid(c echo.Context) error {
 	if err := req.check(); err != nil {
 		return err
 	}
-	pos, _, err := s.cmd.RemoveThreepid(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, req.Medium, req.Address)
+	ctx, m, user := c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID
+	pos, _, err := s.cmd.RemoveThreepid(ctx, m, user, req.Medium, req.Address)
 	if err != nil {
 		return err
 	}
-	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
+	// The address leaves the identity servers it was bound at too.
+	result, unbound, err := s.cmd.UnbindThreepid(ctx, m, user, req.IDServer, req.Medium, req.Address)
+	if err != nil {
 		return err
 	}
-	return c.JSON(nethttp.StatusOK, noIdentityServer)
+	if pos.Less(unbound) {
+		pos = unbound
+	}
+	if err := s.wait.WaitFor(ctx, pos); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]string{"id_server_unbind_result": result})
 }
 
-// unbindThreepid: POST /_matrix/client/v3/account/3pid/unbind. The 3PID stays on the
-// account.
+// unbindThreepid: POST /_matrix/client/v3/account/3pid/unbind: the 3PID leaves the
+// identity server (id_server, or those Spelt bound it at), and stays on the account.
 func (s *Server) unbindThreepid(c echo.Context) error {
 	var req threepidRequest
 	if err := bindJSON(c, &req); err != nil {
@@ -370,12 +376,19 @@ func (s *Server) unbindThreepid(c echo.Context) error {
 	if err := req.check(); err != nil {
 		return err
 	}
-	return c.JSON(nethttp.StatusOK, noIdentityServer)
+	result, pos, err := s.cmd.UnbindThreepid(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, req.IDServer, req.Medium, req.Address)
+	if err != nil {
+		return err
+	}
+	if err := s.wait.WaitFor(c.Request().Context(), pos); err != nil {
+		return err
+	}
+	return c.JSON(nethttp.StatusOK, map[string]string{"id_server_unbind_result": result})
 }
 
-// bindThreepid: POST /_matrix/client/v3/account/3pid/bind. Spelt trusts no identity
-// server, so it refuses every bind (400 M_SERVER_NOT_TRUSTED) once the request is
-// well-formed.
+// bindThreepid: POST /_matrix/client/v3/account/3pid/bind: a trusted identity server
+// binds the 3PID the user validated there to the user (anything else is
+// M_SERVER_NOT_TRUSTED).
 func (s *Server) bindThreepid(c echo.Context) error {
 	var req threepidCreds
 	if err := bindJSON(c, &req); err != nil {
@@ -384,7 +397,16 @@ func (s *Server) bindThreepid(c echo.Context) error {
 	if err := req.check(true); err != nil {
 		return err
 	}
-	return commands.ErrIdentityServerNotTrusted
+	return s.bind(c, req)
+}
+
+func (s *Server) bind(c echo.Context, req threepidCreds) error {
+	pos, err := s.cmd.BindThreepid(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, req.IDServer,
+		req.IDAccessToken, req.SID, req.ClientSecret)
+	if err != nil {
+		return err
+	}
+	return s.emptyWhenVisible(c, pos)
 }
 
 func (r *threepidCreds) check(needAccessToken bool) error {
@@ -402,9 +424,10 @@ func (r *threepidCreds) check(needAccessToken bool) error {
 }
 
 // postThreepidDeprecated: POST /_matrix/client/v3/account/3pid (deprecated). The spec
-// makes it equivalent to /3pid/bind, so it is refused the same way. (Synapse instead
-// adds a session it validated itself, without user-interactive authentication; Spelt
-// keeps adding behind /3pid/add and its password check.)
+// makes it equivalent to /3pid/bind. (Synapse instead adds a session it validated
+// itself, without user-interactive authentication; Spelt keeps adding behind /3pid/add
+// and its password check.) Identity servers (v2) need the user's id_access_token,
+// which r0.5 clients may leave out: without it nothing can be bound (M_INVALID_PARAM).
 func (s *Server) postThreepidDeprecated(c echo.Context) error {
 	var req struct {
 		Creds *threepidCreds `json:"three_pid_creds"`
@@ -425,7 +448,7 @@ func (s *Server) postThreepidDeprecated(c echo.Context) error {
 	if err := creds.check(false); err != nil {
 		return err
 	}
-	return commands.ErrIdentityServerNotTrusted
+	return s.bind(c, *creds)
 }
 
 // resetPassword is POST /account/password without an access token: a password reset

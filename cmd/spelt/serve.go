@@ -134,6 +134,9 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	if idps != nil {
 		cmds.UseIdentityProviders(idps)
 	}
+	if ids := identityServers(cfg, key); ids != nil {
+		cmds.UseIdentityServers(ids)
+	}
 	httpCfg := spelthttp.Config{
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,

@@ -63,6 +63,21 @@ type Config struct {
 	SSO          SSO          `toml:"sso"`
 	Rooms        Rooms        `toml:"rooms"`
 	Presence     Presence     `toml:"presence"`
+	Identity     Identity     `toml:"identity"`
+}
+
+// Identity is the [identity] section: the identity servers users may bind their 3PIDs
+// with (spec: client-server API, "Adding Account Administrative Contact Information").
+type Identity struct {
+	// TrustedServers are the identity servers' names (host or host:port); none by
+	// default, and binding then answers M_SERVER_NOT_TRUSTED. From the environment,
+	// a comma-separated list.
+	TrustedServers []string `toml:"trusted_servers"`
+	// AllowPrivateAddresses lets Spelt reach identity servers on loopback, private
+	// and link-local addresses; off, such connections are refused.
+	AllowPrivateAddresses bool `toml:"allow_private_addresses"`
+	// AllowHTTP talks to identity servers over plain http://, for tests only.
+	AllowHTTP bool `toml:"allow_http"`
 }
 
 // Presence is the [presence] section.
@@ -356,6 +371,7 @@ func defaults() Config {
 		Presence: Presence{
 			Enabled: true,
 		},
+		Identity: Identity{TrustedServers: []string{}},
 	}
 }
 
@@ -494,6 +510,18 @@ func setFromString(v reflect.Value, raw string) error {
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(raw)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("environment override of %s is not supported", v.Type())
+		}
+		// A comma-separated list; empty is the empty list.
+		var items []string
+		for item := range strings.SplitSeq(raw, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
 	case reflect.Bool:
 		switch strings.ToLower(raw) {
 		case "true", "1":
@@ -560,6 +588,11 @@ func (c Config) problems() []error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	for _, name := range c.Identity.TrustedServers {
+		if !ValidServerName(name) {
+			bad("identity.trusted_servers", "%q is not a valid server name", name)
+		}
 	}
 	if !slices.Contains([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}, c.Rooms.DefaultVersion) {
 		bad("rooms.default_version", "%q is not a room version Spelt supports (1 to 11)", c.Rooms.DefaultVersion)

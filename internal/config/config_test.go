@@ -655,11 +655,11 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 39 {
-		t.Errorf("Config has %d keys, want 39; update this test and the example file", len(seen))
+	if len(seen) != 42 {
+		t.Errorf("Config has %d keys, want 42; update this test and the example file", len(seen))
 	}
-	if len(listKeys) != 9 {
-		t.Errorf("Config has %d keys in lists of tables (%q), want 9; update this test and the example file", len(listKeys), listKeys)
+	if len(listKeys) != 10 {
+		t.Errorf("Config has %d keys in lists of tables (%q), want 10; update this test and the example file", len(listKeys), listKeys)
 	}
 }
 

@@ -387,6 +387,13 @@ type WritemodelSsoLogin struct {
 	Finished    bool
 }
 
+type WritemodelThreepidBinding struct {
+	UserID   string
+	Medium   string
+	Address  string
+	IDServer string
+}
+
 type WritemodelThreepidSession struct {
 	Sid              string
 	ClientSecretHash []byte

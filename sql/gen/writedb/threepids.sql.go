@@ -10,6 +10,89 @@ import (
 	"time"
 )
 
+const threepidBindingDelete = `-- name: ThreepidBindingDelete :exec
+DELETE FROM writemodel.threepid_bindings
+WHERE user_id = $1 AND medium = $2 AND address = $3 AND id_server = $4
+`
+
+type ThreepidBindingDeleteParams struct {
+	UserID   string
+	Medium   string
+	Address  string
+	IDServer string
+}
+
+func (q *Queries) ThreepidBindingDelete(ctx context.Context, db DBTX, arg ThreepidBindingDeleteParams) error {
+	_, err := db.Exec(ctx, threepidBindingDelete,
+		arg.UserID,
+		arg.Medium,
+		arg.Address,
+		arg.IDServer,
+	)
+	return err
+}
+
+const threepidBindingInsert = `-- name: ThreepidBindingInsert :exec
+INSERT INTO writemodel.threepid_bindings (user_id, medium, address, id_server)
+VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+`
+
+type ThreepidBindingInsertParams struct {
+	UserID   string
+	Medium   string
+	Address  string
+	IDServer string
+}
+
+func (q *Queries) ThreepidBindingInsert(ctx context.Context, db DBTX, arg ThreepidBindingInsertParams) error {
+	_, err := db.Exec(ctx, threepidBindingInsert,
+		arg.UserID,
+		arg.Medium,
+		arg.Address,
+		arg.IDServer,
+	)
+	return err
+}
+
+const threepidBindingsOf = `-- name: ThreepidBindingsOf :many
+SELECT medium, address, id_server FROM writemodel.threepid_bindings
+WHERE user_id = $1 AND ($2::text = '' OR medium = $2 AND address = $3)
+ORDER BY medium, address, id_server
+`
+
+type ThreepidBindingsOfParams struct {
+	UserID  string
+	Medium  string
+	Address string
+}
+
+type ThreepidBindingsOfRow struct {
+	Medium   string
+	Address  string
+	IDServer string
+}
+
+// A user's bindings, of one 3PID when @medium and @address are not empty.
+func (q *Queries) ThreepidBindingsOf(ctx context.Context, db DBTX, arg ThreepidBindingsOfParams) ([]ThreepidBindingsOfRow, error) {
+	rows, err := db.Query(ctx, threepidBindingsOf, arg.UserID, arg.Medium, arg.Address)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ThreepidBindingsOfRow{}
+	for rows.Next() {
+		var i ThreepidBindingsOfRow
+		if err := rows.Scan(&i.Medium, &i.Address, &i.IDServer); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const threepidSessionByUIA = `-- name: ThreepidSessionByUIA :one
 SELECT sid, medium, address, validated_at FROM writemodel.threepid_sessions
 WHERE used_by_uia = $1

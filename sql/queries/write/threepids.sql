@@ -43,3 +43,17 @@ DELETE FROM writemodel.user_threepids WHERE medium = @medium AND address = @addr
 
 -- name: UserThreepidDeleteByUser :exec
 DELETE FROM writemodel.user_threepids WHERE user_id = @user_id;
+
+-- name: ThreepidBindingInsert :exec
+INSERT INTO writemodel.threepid_bindings (user_id, medium, address, id_server)
+VALUES (@user_id, @medium, @address, @id_server) ON CONFLICT DO NOTHING;
+
+-- name: ThreepidBindingDelete :exec
+DELETE FROM writemodel.threepid_bindings
+WHERE user_id = @user_id AND medium = @medium AND address = @address AND id_server = @id_server;
+
+-- name: ThreepidBindingsOf :many
+-- A user's bindings, of one 3PID when @medium and @address are not empty.
+SELECT medium, address, id_server FROM writemodel.threepid_bindings
+WHERE user_id = @user_id AND (@medium::text = '' OR medium = @medium AND address = @address)
+ORDER BY medium, address, id_server;
