@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/appservice"
 	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/sql/gen/writedb"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	SigningKeyID string
 	// DefaultRoomVersion is the version of new rooms ("10" when empty).
 	DefaultRoomVersion string
+	// Appservices are the registered application services (nil: none).
+	Appservices *appservice.Registry
 }
 
 // Commands runs commands against the log and the write model.

@@ -86,6 +86,9 @@ func (c *Commands) CreateRoom(ctx context.Context, meta Meta, req CreateRoom) (R
 		if len(alias) > 255 {
 			return RoomCreated{}, badRequest("room alias is longer than 255 bytes")
 		}
+		if err := c.aliasReservedFor(alias, meta.Appservice); err != nil {
+			return RoomCreated{}, err
+		}
 	}
 	creation := map[string]json.RawMessage{}
 	if len(req.CreationContent) > 0 {

@@ -143,6 +143,9 @@ func (c *Commands) CreateAlias(ctx context.Context, meta Meta, user, alias, room
 	if err := c.localAlias(alias); err != nil {
 		return eventlog.Position{}, err
 	}
+	if err := c.aliasReservedFor(alias, meta.Appservice); err != nil {
+		return eventlog.Position{}, err
+	}
 	return c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		r, _, err := c.openRoom(ctx, tx, roomID, opening{preload: aliasKeys(user)})
 		if errors.Is(err, ErrRoomNotFound) {

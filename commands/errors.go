@@ -7,9 +7,12 @@ import (
 
 // Errors a command returns; package http maps them to Matrix error codes.
 var (
-	ErrInvalidCredentials   = errors.New("invalid username or password")
-	ErrUserDeactivated      = errors.New("user is deactivated")
-	ErrUserInUse            = errors.New("user ID already taken")
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrUserDeactivated    = errors.New("user is deactivated")
+	ErrUserInUse          = errors.New("user ID already taken")
+	// ErrExclusive: the user ID or alias is in an application service's exclusive
+	// namespace, and the request is not that service's.
+	ErrExclusive            = errors.New("reserved by an application service")
 	ErrRegistrationDisabled = errors.New("registration is disabled")
 	ErrGuestsDisabled       = errors.New("guest access is disabled")
 	ErrUnknownSession       = errors.New("unknown user-interactive authentication session")

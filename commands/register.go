@@ -26,6 +26,9 @@ type Register struct {
 	// GuestUserID is the guest upgrading to a full account (its guest_access_token
 	// was checked by the caller).
 	GuestUserID string
+	// Appservice is the application service registering the user (its token was
+	// checked by the caller).
+	Appservice string
 }
 
 // Registered is the outcome of a registration.
@@ -49,6 +52,9 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 	if req.Guest {
 		return c.registerGuest(ctx, meta, req)
 	}
+	if req.Appservice != "" {
+		return c.registerForAppservice(ctx, meta, req)
+	}
 	if !c.cfg.RegistrationEnabled {
 		return Registered{}, ErrRegistrationDisabled
 	}
@@ -64,6 +70,9 @@ func (c *Commands) Register(ctx context.Context, meta Meta, req Register) (Regis
 		}
 	} else if localpart != "" {
 		if err := c.checkLocalpart(ctx, c.pool, localpart); err != nil {
+			return Registered{}, err
+		}
+		if err := c.reservedFor(mxid.UserID(localpart, c.cfg.ServerName), ""); err != nil {
 			return Registered{}, err
 		}
 	}

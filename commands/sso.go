@@ -386,6 +386,9 @@ func (c *Commands) ssoRegister(ctx context.Context, tx pgx.Tx, idp string, id SS
 			candidate += strconv.Itoa(i)
 		}
 		err := c.checkLocalpart(ctx, tx, candidate)
+		if err == nil && c.reservedFor(mxid.UserID(candidate, c.cfg.ServerName), "") != nil {
+			err = ErrUserInUse // an application service's: try the next number
+		}
 		if err == nil {
 			lp = candidate
 			break

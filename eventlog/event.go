@@ -70,6 +70,8 @@ type Metadata struct {
 	RequestID     string `json:"request_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	CorrelationID string `json:"correlation_id,omitempty"`
+	// Appservice is the application service that made the request, acting as Actor.
+	Appservice string `json:"appservice,omitempty"`
 }
 
 // Version expectations for NewEvent.ExpectVersion.

@@ -52,6 +52,8 @@ type AccountRegistered struct {
 	PasswordHash string `json:"password_hash,omitempty"`
 	Guest        bool   `json:"guest,omitempty"`
 	Admin        bool   `json:"admin,omitempty"`
+	// Appservice is the application service that registered the account.
+	Appservice string `json:"appservice,omitempty"`
 }
 
 // DeviceLoggedIn: a device got a new access token (login or registration). The device is

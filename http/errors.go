@@ -42,6 +42,7 @@ const (
 	codeInvalidUsername  = "M_INVALID_USERNAME"
 	codeMissingParam     = "M_MISSING_PARAM"
 	codeInvalidParam     = "M_INVALID_PARAM"
+	codeExclusive        = "M_EXCLUSIVE"
 	codeTooLarge         = "M_TOO_LARGE"
 	codeUserDeactivated  = "M_USER_DEACTIVATED"
 	codeGuestForbidden   = "M_GUEST_ACCESS_FORBIDDEN"
@@ -106,6 +107,8 @@ func toMatrix(err error) *MatrixError {
 		return matrixErr(nethttp.StatusBadRequest, codeUserInUse, "User ID already taken.")
 	case errors.Is(err, commands.ErrInvalidCredentials):
 		return matrixErr(nethttp.StatusForbidden, codeForbidden, "Invalid username or password")
+	case errors.Is(err, commands.ErrExclusive):
+		return matrixErr(nethttp.StatusBadRequest, codeExclusive, "This user ID or alias is reserved by an application service")
 	case errors.Is(err, commands.ErrInvalidSignature):
 		return matrixErr(nethttp.StatusBadRequest, "M_INVALID_SIGNATURE", "Invalid signature")
 	case errors.Is(err, commands.ErrInvalidLoginToken):

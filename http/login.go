@@ -20,6 +20,9 @@ func (s *Server) getLogin(c echo.Context) error {
 		}
 		flows = append(flows, map[string]any{"type": "m.login.sso", "identity_providers": idps})
 	}
+	if s.cfg.Appservices.Len() > 0 {
+		flows = append(flows, map[string]any{"type": appserviceLogin})
+	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"flows": flows})
 }
 
@@ -60,6 +63,8 @@ func (s *Server) postLogin(c echo.Context) error {
 			Token: req.Token, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
 			RefreshToken: req.RefreshToken,
 		})
+	case appserviceLogin:
+		res, err = s.appserviceLogin(c, req)
 	default:
 		return errBadRequest("Unknown login type %s", req.Type)
 	}
@@ -106,6 +111,29 @@ func (s *Server) passwordLogin(c echo.Context, req loginRequest) (commands.Logge
 	return s.cmd.Login(c.Request().Context(), meta(c, eventlog.OriginClient), commands.Login{
 		User: user, Medium: medium, Address: address, Password: req.Password, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName,
 		RefreshToken: req.RefreshToken,
+	})
+}
+
+// appserviceLogin is POST /login with m.login.application_service: a device for a
+// user the application service owns (spec: application service API, "Server admin
+// style permissions").
+func (s *Server) appserviceLogin(c echo.Context, req loginRequest) (commands.LoggedIn, error) {
+	as, err := s.appserviceOf(c)
+	if err != nil {
+		return commands.LoggedIn{}, err
+	}
+	user := req.User
+	if req.Identifier != nil {
+		if req.Identifier.Type != "m.id.user" {
+			return commands.LoggedIn{}, errBadRequest("Unsupported identifier type %s", req.Identifier.Type)
+		}
+		user = req.Identifier.User
+	}
+	if user == "" {
+		return commands.LoggedIn{}, errMissingParam("Missing user identifier")
+	}
+	return s.cmd.LoginForAppservice(c.Request().Context(), meta(c, eventlog.OriginClient), as, commands.Login{
+		User: user, DeviceID: req.DeviceID, InitialDeviceDisplayName: req.InitialDeviceDisplayName, RefreshToken: req.RefreshToken,
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
 
+	"spelt.dev/spelt/internal/appservice"
 	"spelt.dev/spelt/internal/tokens"
 	"spelt.dev/spelt/queries"
 )
@@ -178,21 +179,22 @@ type Authenticator interface {
 // "Guest access"; elsewhere they get 403 M_GUEST_ACCESS_FORBIDDEN.
 // firstUse, if not nil, is called when the identity still has work to do on its first
 // use (retiring the refresh token the access token was refreshed from).
-func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool, firstUse func(echo.Context, queries.Identity)) echo.MiddlewareFunc {
+func requireAuth(auth Authenticator, apps *appserviceAuth, seen *seenTracker, allowGuests bool, firstUse func(echo.Context, queries.Identity)) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			token := ""
-			if h := c.Request().Header.Get("Authorization"); h != "" {
-				scheme, t, ok := strings.Cut(h, " ")
-				if !ok || !strings.EqualFold(scheme, "Bearer") {
-					return matrixErr(nethttp.StatusUnauthorized, codeMissingToken, "Invalid Authorization header")
-				}
-				token = strings.TrimSpace(t)
-			} else {
-				token = c.QueryParam("access_token")
+			token, err := accessToken(c)
+			if err != nil {
+				return err
 			}
 			if token == "" {
 				return matrixErr(nethttp.StatusUnauthorized, codeMissingToken, "Missing access token")
+			}
+			if id, ok, err := apps.identify(c, token); ok || err != nil {
+				if err != nil {
+					return err
+				}
+				c.Set(identityKey, id)
+				return next(c)
 			}
 			id, expired, err := auth.Authenticate(c.Request().Context(), token)
 			if err != nil {
@@ -215,6 +217,54 @@ func requireAuth(auth Authenticator, seen *seenTracker, allowGuests bool, firstU
 			return next(c)
 		}
 	}
+}
+
+// accessToken returns the request's access token (Authorization: Bearer, or the
+// deprecated access_token query parameter), "" when there is none.
+func accessToken(c echo.Context) (string, error) {
+	if h := c.Request().Header.Get("Authorization"); h != "" {
+		scheme, t, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", matrixErr(nethttp.StatusUnauthorized, codeMissingToken, "Invalid Authorization header")
+		}
+		return strings.TrimSpace(t), nil
+	}
+	return c.QueryParam("access_token"), nil
+}
+
+// appserviceAuth authenticates application services by their as_token (spec:
+// application service API, "Identity assertion").
+type appserviceAuth struct {
+	reg    *appservice.Registry
+	server string
+	q      interface {
+		AppserviceIdentity(ctx context.Context, appservice, userID string) (queries.Identity, error)
+	}
+}
+
+// identify reports whether token is an application service's and, if so, who the
+// request acts as: the user_id parameter, which must be a user the service owns and
+// has registered, or else the service's sender.
+func (a *appserviceAuth) identify(c echo.Context, token string) (queries.Identity, bool, error) {
+	if a == nil {
+		return queries.Identity{}, false, nil
+	}
+	as := a.reg.ByToken(token)
+	if as == nil {
+		return queries.Identity{}, false, nil
+	}
+	user := c.QueryParam("user_id")
+	if user == "" {
+		user = as.Sender(a.server)
+	}
+	if !as.OwnsUser(user, a.server) {
+		return queries.Identity{}, true, matrixErr(nethttp.StatusForbidden, codeExclusive, "Application service cannot masquerade as this user")
+	}
+	id, err := a.q.AppserviceIdentity(c.Request().Context(), as.ID, user)
+	if errors.Is(err, queries.ErrNotFound) {
+		return queries.Identity{}, true, errForbidden("Application service has not registered this user")
+	}
+	return id, true, err
 }
 
 func identity(c echo.Context) queries.Identity {

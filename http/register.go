@@ -58,6 +58,27 @@ type registerRequest struct {
 	InhibitLogin             bool      `json:"inhibit_login"`
 	GuestAccessToken         string    `json:"guest_access_token"`
 	RefreshToken             bool      `json:"refresh_token"`
+	// Type is m.login.application_service when an application service registers one
+	// of its users (with its token).
+	Type string `json:"type"`
+}
+
+// appserviceLogin is the registration and login type of application services.
+const appserviceLogin = "m.login.application_service"
+
+// appserviceOf returns the application service whose token the request carries; a
+// request without one, or with another token, is refused with 403 (the status both
+// /register and /login document for a refusal).
+func (s *Server) appserviceOf(c echo.Context) (string, error) {
+	token, err := accessToken(c)
+	if err != nil {
+		return "", err
+	}
+	as := s.cfg.Appservices.ByToken(token)
+	if token == "" || as == nil {
+		return "", errForbidden("%s needs an application service's token", appserviceLogin)
+	}
+	return as.ID, nil
 }
 
 // postRegister: POST /_matrix/client/v3/register.
@@ -83,6 +104,11 @@ func (s *Server) postRegister(c echo.Context) error {
 		return err
 	}
 	cmd.Auth = auth
+	if req.Type == appserviceLogin && kind == "user" {
+		if cmd.Appservice, err = s.appserviceOf(c); err != nil {
+			return err
+		}
+	}
 	if req.GuestAccessToken != "" && kind == "user" {
 		// Spec: client-server API, "Guest access": a guest upgrades through register.
 		id, _, err := s.q.Authenticate(c.Request().Context(), req.GuestAccessToken)
@@ -135,6 +161,9 @@ func (s *Server) registerAvailable(c echo.Context) error {
 	}
 	if taken {
 		return commands.ErrUserInUse
+	}
+	if s.cfg.Appservices.ExclusiveUser(mxid.UserID(username, s.cfg.ServerName)) != nil {
+		return commands.ErrExclusive
 	}
 	return c.JSON(nethttp.StatusOK, map[string]bool{"available": true})
 }

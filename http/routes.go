@@ -6,8 +6,12 @@ import "spelt.dev/spelt/commands"
 // known paths with another method 405 M_UNRECOGNIZED (errors.go).
 func (s *Server) routes() {
 	e := s.echo
-	auth := requireAuth(s.q, s.seen, false, s.retireRefreshToken)
-	guestAuth := requireAuth(s.q, s.seen, true, s.retireRefreshToken) // endpoints the spec opens to guests
+	var apps *appserviceAuth
+	if s.cfg.Appservices.Len() > 0 {
+		apps = &appserviceAuth{reg: s.cfg.Appservices, server: s.cfg.ServerName, q: s.q}
+	}
+	auth := requireAuth(s.q, apps, s.seen, false, s.retireRefreshToken)
+	guestAuth := requireAuth(s.q, apps, s.seen, true, s.retireRefreshToken) // endpoints the spec opens to guests
 
 	// Discovery (spec: client-server API, "Server Discovery" and "API Standards").
 	e.GET("/.well-known/matrix/client", s.wellKnownClient)
@@ -36,7 +40,7 @@ func (s *Server) routes() {
 	c.GET("/account/whoami", s.whoami, guestAuth)
 	c.POST("/logout", s.logout, guestAuth)
 	c.POST("/logout/all", s.logoutAll, auth)
-	c.POST("/account/password", s.changePassword, optionalAuth(s.q, s.seen), s.login.middleware) // no token: reset by e-mail
+	c.POST("/account/password", s.changePassword, optionalAuth(s.q, apps, s.seen), s.login.middleware) // no token: reset by e-mail
 	c.POST("/account/deactivate", s.deactivate, auth, s.login.middleware)
 	c.GET("/capabilities", s.capabilities, auth)
 

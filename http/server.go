@@ -12,12 +12,15 @@ import (
 
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/appservice"
 	"spelt.dev/spelt/internal/typing"
 	"spelt.dev/spelt/queries"
 )
 
 // Config is what the HTTP layer needs of the server's configuration.
 type Config struct {
+	// Appservices are the registered application services (nil: none).
+	Appservices         *appservice.Registry
 	ServerName          string
 	PublicBaseURL       string
 	RegistrationEnabled bool
@@ -57,6 +60,7 @@ type Commands interface {
 	Register(ctx context.Context, meta commands.Meta, req commands.Register) (commands.Registered, error)
 	RegisterByAdmin(ctx context.Context, meta commands.Meta, req commands.RegisterAdmin) (commands.Registered, error)
 	Login(ctx context.Context, meta commands.Meta, req commands.Login) (commands.LoggedIn, error)
+	LoginForAppservice(ctx context.Context, meta commands.Meta, appserviceID string, req commands.Login) (commands.LoggedIn, error)
 	Logout(ctx context.Context, meta commands.Meta, userID, deviceID string) (eventlog.Position, error)
 	LogoutAll(ctx context.Context, meta commands.Meta, userID string) (eventlog.Position, error)
 	ChangePassword(ctx context.Context, meta commands.Meta, req commands.ChangePassword) (eventlog.Position, error)
@@ -88,6 +92,7 @@ type Commands interface {
 // Queries is the read side as the HTTP layer uses it.
 type Queries interface {
 	Authenticator
+	AppserviceIdentity(ctx context.Context, appservice, userID string) (queries.Identity, error)
 	LocalpartTaken(ctx context.Context, localpart string) (bool, error)
 	RegistrationTokenLookup(ctx context.Context, token string) (queries.RegistrationToken, error)
 	Devices(ctx context.Context, userID string) ([]queries.Device, error)
@@ -212,7 +217,8 @@ func recoverer(logger *slog.Logger) echo.MiddlewareFunc {
 
 // meta is the event metadata of a client request.
 func meta(c echo.Context, origin eventlog.Origin) commands.Meta {
-	return commands.Meta{Actor: identity(c).UserID, Origin: origin, RequestID: requestID(c)}
+	id := identity(c)
+	return commands.Meta{Actor: id.UserID, Origin: origin, RequestID: requestID(c), Appservice: id.Appservice}
 }
 
 // emptyWhenVisible answers a write with {} once the named projectors have applied

@@ -52,8 +52,8 @@ const (
 // optionalAuth authenticates the request like requireAuth when it carries an access
 // token, and lets it through without an identity when it does not (POST
 // /account/password: a password reset by e-mail has no token).
-func optionalAuth(a Authenticator, seen *seenTracker) echo.MiddlewareFunc {
-	required := requireAuth(a, seen, false, nil)
+func optionalAuth(a Authenticator, apps *appserviceAuth, seen *seenTracker) echo.MiddlewareFunc {
+	required := requireAuth(a, apps, seen, false, nil)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		withAuth := required(next)
 		return func(c echo.Context) error {

@@ -70,6 +70,8 @@ type Identity struct {
 	DeviceID string
 	IsGuest  bool
 	IsAdmin  bool
+	// Appservice is the application service acting as UserID (its token was used).
+	Appservice string
 	// Retires is the refresh token this access token was refreshed from, until its
 	// first use retires it.
 	Retires []byte
@@ -117,6 +119,19 @@ func (q *Queries) authenticate(ctx context.Context, hash []byte) (id Identity, e
 		return Identity{}, true, nil, ErrUnknownToken
 	}
 	return Identity{UserID: row.UserID, DeviceID: row.DeviceID, IsGuest: row.IsGuest, IsAdmin: row.IsAdmin, Retires: row.Retires}, false, row.ExpiresAt, nil
+}
+
+// AppserviceIdentity is who an application service acts as: userID, which must be an
+// active account (ErrUnknownToken otherwise, as Synapse answers).
+func (q *Queries) AppserviceIdentity(ctx context.Context, appservice, userID string) (Identity, error) {
+	a, err := q.q.AccountGet(ctx, q.pool, userID)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && a.Deactivated {
+		return Identity{}, ErrNotFound
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("appservice identity: %w", err)
+	}
+	return Identity{UserID: userID, IsGuest: a.IsGuest, IsAdmin: a.IsAdmin, Appservice: appservice}, nil
 }
 
 // LocalpartTaken reports whether an account with the localpart exists.

@@ -16,6 +16,7 @@ import (
 	"spelt.dev/spelt/commands"
 	"spelt.dev/spelt/eventlog"
 	spelthttp "spelt.dev/spelt/http"
+	"spelt.dev/spelt/internal/appservice"
 	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/mailer"
 	"spelt.dev/spelt/internal/pdus"
@@ -67,6 +68,9 @@ type app struct {
 	http     *spelthttp.Server
 	typing   *typing.Hub
 	release  func()
+	// ready is the position the read models must reach before serving (the
+	// application services' sender accounts).
+	ready eventlog.Position
 }
 
 // newApp checks the database and builds every part of the server.
@@ -95,6 +99,11 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		return nil, err
 	}
 	cfg := e.cfg
+	apps, err := appservice.Load(cfg.Appservices.RegistrationFiles, cfg.ServerName)
+	if err != nil {
+		release()
+		return nil, err
+	}
 	notifier := eventlog.NewNotifier(e.pool, e.logger)
 	log := eventlog.New(e.logger, notifier)
 	runner := projections.NewRunner(e.pool, notifier, e.logger, projections.All()...)
@@ -113,7 +122,13 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		SigningKey:                key.Private,
 		SigningKeyID:              key.ID,
 		DefaultRoomVersion:        cfg.Rooms.DefaultVersion,
+		Appservices:               apps,
 	}, e.logger)
+	ready, err := cmds.EnsureAppserviceSenders(ctx, eventlog.Metadata{Origin: eventlog.OriginSystem})
+	if err != nil {
+		release()
+		return nil, err
+	}
 	var mail spelthttp.Mailer // stays nil (no e-mail) without an SMTP host
 	if cfg.Email.SMTPHost != "" {
 		m, err := mailer.New(mailer.Config{
@@ -138,6 +153,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		cmds.UseIdentityServers(ids)
 	}
 	httpCfg := spelthttp.Config{
+		Appservices:         apps,
 		ServerName:          cfg.ServerName,
 		PublicBaseURL:       cfg.PublicBaseURL,
 		RoomVersions:        pdus.Versions,
@@ -176,6 +192,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		http:     srv,
 		typing:   typingHub,
 		release:  release,
+		ready:    ready,
 	}, nil
 }
 
@@ -199,6 +216,12 @@ func (a *app) run(ctx context.Context, l net.Listener) error {
 		<-bgCtx.Done()
 		stopHTTP()
 	}()
+	readyCtx, readyDone := context.WithTimeout(httpCtx, time.Minute)
+	err := a.runner.WaitFor(readyCtx, a.ready)
+	readyDone()
+	if err != nil {
+		a.env.logger.Warn("read models not ready before serving", slog.Any("err", err))
+	}
 	httpErr := a.http.Serve(httpCtx, l)
 
 	drainCtx, cancel := context.WithTimeout(bgCtx, 10*time.Second)

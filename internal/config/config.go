@@ -64,6 +64,15 @@ type Config struct {
 	Rooms        Rooms        `toml:"rooms"`
 	Presence     Presence     `toml:"presence"`
 	Identity     Identity     `toml:"identity"`
+	Appservices  Appservices  `toml:"appservices"`
+}
+
+// Appservices is the [appservices] section: the application services' registration
+// files (spec: application service API, "Registration").
+type Appservices struct {
+	// RegistrationFiles are the paths of the registration files (YAML); none by
+	// default. From the environment, a comma-separated list.
+	RegistrationFiles []string `toml:"registration_files"`
 }
 
 // Identity is the [identity] section: the identity servers users may bind their 3PIDs
@@ -371,7 +380,8 @@ func defaults() Config {
 		Presence: Presence{
 			Enabled: true,
 		},
-		Identity: Identity{TrustedServers: []string{}},
+		Identity:    Identity{TrustedServers: []string{}},
+		Appservices: Appservices{RegistrationFiles: []string{}},
 	}
 }
 

@@ -655,8 +655,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			t.Errorf("%s: %v", f.key, err)
 		}
 	}
-	if len(seen) != 42 {
-		t.Errorf("Config has %d keys, want 42; update this test and the example file", len(seen))
+	if len(seen) != 43 {
+		t.Errorf("Config has %d keys, want 43; update this test and the example file", len(seen))
 	}
 	if len(listKeys) != 10 {
 		t.Errorf("Config has %d keys in lists of tables (%q), want 10; update this test and the example file", len(listKeys), listKeys)

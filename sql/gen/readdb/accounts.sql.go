@@ -41,6 +41,29 @@ func (q *Queries) AccessTokenLookup(ctx context.Context, db DBTX, tokenHash []by
 	return i, err
 }
 
+const accountGet = `-- name: AccountGet :one
+SELECT user_id, is_guest, is_admin, deactivated FROM accounts WHERE user_id = $1
+`
+
+type AccountGetRow struct {
+	UserID      string
+	IsGuest     bool
+	IsAdmin     bool
+	Deactivated bool
+}
+
+func (q *Queries) AccountGet(ctx context.Context, db DBTX, userID string) (AccountGetRow, error) {
+	row := db.QueryRow(ctx, accountGet, userID)
+	var i AccountGetRow
+	err := row.Scan(
+		&i.UserID,
+		&i.IsGuest,
+		&i.IsAdmin,
+		&i.Deactivated,
+	)
+	return i, err
+}
+
 const accountLocalpartExists = `-- name: AccountLocalpartExists :one
 SELECT EXISTS (SELECT 1 FROM accounts WHERE localpart = $1)
 `

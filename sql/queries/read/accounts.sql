@@ -21,3 +21,6 @@ WHERE user_id = @user_id AND device_id = @device_id;
 -- name: RegistrationTokenList :many
 SELECT token, uses_allowed, pending, completed, expiry_time, revoked
 FROM registration_tokens WHERE NOT revoked ORDER BY token;
+
+-- name: AccountGet :one
+SELECT user_id, is_guest, is_admin, deactivated FROM accounts WHERE user_id = @user_id;
