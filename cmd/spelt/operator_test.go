@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"os"
@@ -19,7 +20,30 @@ import (
 	"maunium.net/go/mautrix/synapseadmin"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/config"
+	"spelt.dev/spelt/internal/signingkey"
 )
+
+// busyEnv is a test environment with all that busyServer uses: a mailbox, an
+// application service and an identity server.
+func busyEnv(t *testing.T) *testEnv {
+	t.Helper()
+	is := startIS(t)
+	mail, as := withMailbox(t), withAppservice(t)
+	te := newTestEnv(t, func(c *config.Config) {
+		mail(c)
+		as(c)
+		c.Identity = config.Identity{TrustedServers: []string{is.name}, AllowPrivateAddresses: true, AllowHTTP: true}
+	})
+	is.hsKey = func() ed25519.PublicKey { // the server creates its key when it starts
+		key, err := signingkey.Load(te.cfg.SigningKeyPath())
+		if err != nil {
+			t.Error(err)
+		}
+		return key.Public()
+	}
+	return te
+}
 
 // busyServer does a mix of account operations, the kind replay must reproduce.
 func busyServer(t *testing.T, ctx context.Context, s *testServer) {
@@ -66,7 +90,7 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 	if status, _, body := s.raw("POST", "/_matrix/client/v3/refresh", "", mustJSON(t, map[string]string{"refresh_token": rt})); status != 200 {
 		t.Fatalf("refresh: %d %v", status, body)
 	}
-	// E-mail addresses (the server needs newTestEnv(t, withMailbox(t))): user4's goes
+	// E-mail addresses (the server needs busyEnv's mailbox): user4's goes
 	// with its deactivation below.
 	s.addEmail(tokens[2], "user2", "pw", "user2@example.org")
 	s.addEmail(tokens[4], "user4", "pw", "user4@example.org")
@@ -84,6 +108,25 @@ func busyServer(t *testing.T, ctx context.Context, s *testServer) {
 	}
 	roomActivity(t, ctx, s.client("@user2:spelt.test", tokens[2]), s.client("@user3:spelt.test", tokens[3]))
 	e2eActivity(ctx, t, s)
+	// An application service's user and room (busyEnv registers the service), and a
+	// 3PID bound at the identity server, then unbound.
+	as := s.client("", testASToken)
+	if _, _, err := as.Register(ctx, &mautrix.ReqRegister[any]{Username: "irc_replay", Type: mautrix.AuthTypeAppservice, InhibitLogin: true}); err != nil {
+		t.Fatal(err)
+	}
+	as.UserID, as.SetAppServiceUserID = "@irc_replay:spelt.test", true
+	if _, err := as.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomAliasName: "irc_replay"}); err != nil {
+		t.Fatal(err)
+	}
+	server := s.env.cfg.Identity.TrustedServers[0]
+	if status, _, body := s.raw("POST", "/_matrix/client/v3/account/3pid/bind", tokens[2], mustJSON(t, map[string]string{
+		"id_server": server, "id_access_token": isToken, "sid": isSID, "client_secret": isSecret})); status != 200 {
+		t.Fatalf("bind: %d %v", status, body)
+	}
+	if status, _, body := s.raw("POST", "/_matrix/client/v3/account/3pid/unbind", tokens[2],
+		[]byte(`{"medium":"email","address":"`+isAddress+`"}`)); status != 200 || body["id_server_unbind_result"] != "success" {
+		t.Fatalf("unbind: %d %v", status, body)
+	}
 	s.waitProjected(ctx)
 }
 
@@ -104,7 +147,7 @@ func (s *testServer) waitProjected(ctx context.Context) {
 func TestReplayEqualityAndRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	te := newTestEnv(t, withMailbox(t))
+	te := busyEnv(t)
 	s := te.start()
 	busyServer(t, ctx, s)
 	s.stop()
@@ -150,7 +193,7 @@ func TestReplayEqualityAndRestart(t *testing.T) {
 func TestReplayOnline(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	te := newTestEnv(t, withMailbox(t))
+	te := busyEnv(t)
 	s := te.start()
 	busyServer(t, ctx, s)
 	before := dumpReadModels(t, ctx, te.dbURL)
@@ -256,7 +299,7 @@ func (te *testEnv) pool(t *testing.T) *pgx.Conn {
 func TestVerifyDetectsTampering(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	te := newTestEnv(t, withMailbox(t))
+	te := busyEnv(t)
 	s := te.start()
 	busyServer(t, ctx, s)
 	s.stop() // the last seal covers everything
