@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/identity"
 	"spelt.dev/spelt/sql/gen/writedb"
 )
 
@@ -18,11 +19,16 @@ type IdentityServers interface {
 	Trusted(server string) bool
 	Bind(ctx context.Context, server, accessToken, sid, clientSecret, mxid string) (medium, address string, err error)
 	Unbind(ctx context.Context, server, mxid, medium, address string) error
+	Lookup(ctx context.Context, server, accessToken, medium, address string) (mxid string, err error)
+	StoreInvite(ctx context.Context, server, accessToken string, inv identity.Invite) (identity.StoredInvite, error)
 }
 
 // UseIdentityServers enables binding 3PIDs at the trusted identity servers. It is called
 // once, before the server serves.
 func (c *Commands) UseIdentityServers(s IdentityServers) { c.ids = s }
+
+// TrustsIdentityServer reports whether server is one of the trusted identity servers.
+func (c *Commands) TrustsIdentityServer(server string) bool { return c.ids != nil && c.ids.Trusted(server) }
 
 // Unbind results (spec: POST /account/3pid/unbind, id_server_unbind_result).
 const (

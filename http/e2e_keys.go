@@ -118,9 +118,15 @@ func (s *Server) claimKeys(c echo.Context) error {
 		}
 		local[user] = devices
 	}
-	keys, _, err := s.cmd.ClaimKeys(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, local)
+	keys, pos, err := s.cmd.ClaimKeys(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, local)
 	if err != nil {
 		return err
+	}
+	// The claimed devices' next syncs must count the keys as gone.
+	if !pos.IsZero() {
+		if err := s.wait.WaitFor(c.Request().Context(), pos, "e2e_keys"); err != nil {
+			return err
+		}
 	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"one_time_keys": keys, "failures": failures})
 }

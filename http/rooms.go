@@ -22,6 +22,8 @@ type RoomCommands interface {
 	Send(ctx context.Context, meta commands.Meta, req commands.SendEvent) (commands.Sent, error)
 	Redact(ctx context.Context, meta commands.Meta, roomID, sender, deviceID, eventID, txnID, reason string) (commands.Sent, error)
 	ChangeMembership(ctx context.Context, meta commands.Meta, m commands.Membership) (commands.Sent, error)
+	InviteThirdParty(ctx context.Context, meta commands.Meta, inv commands.ThirdPartyInvite) (commands.Sent, error)
+	TrustsIdentityServer(server string) bool
 	JoinRoom(ctx context.Context, meta commands.Meta, j commands.Join) (commands.Sent, string, error)
 	Knock(ctx context.Context, meta commands.Meta, user, roomIDOrAlias, reason string) (commands.Sent, string, error)
 	Forget(ctx context.Context, meta commands.Meta, user, roomID string) (eventlog.Position, error)
@@ -77,7 +79,7 @@ func (s *Server) createRoom(c echo.Context) error {
 		Name            *string               `json:"name"`
 		Topic           *string               `json:"topic"`
 		Invite          []string              `json:"invite"`
-		Invite3PID      []json.RawMessage     `json:"invite_3pid"`
+		Invite3PID      []invite3PID          `json:"invite_3pid"`
 		RoomVersion     string                `json:"room_version"`
 		CreationContent json.RawMessage       `json:"creation_content"`
 		InitialState    []commands.StateEvent `json:"initial_state"`
@@ -93,10 +95,13 @@ func (s *Server) createRoom(c echo.Context) error {
 	default:
 		return errInvalidParam("visibility must be public or private")
 	}
-	if len(req.Invite3PID) > 0 {
-		// Inviting by e-mail address goes through an identity server (spec: "Third-party
-		// invites"), and this homeserver uses none.
-		return commands.ErrIdentityServerNotTrusted
+	for _, inv := range req.Invite3PID {
+		if err := inv.check(); err != nil {
+			return err
+		}
+		if !s.cmd.TrustsIdentityServer(inv.IDServer) {
+			return commands.ErrIdentityServerNotTrusted // before the room exists
+		}
 	}
 	for _, u := range req.Invite {
 		if !validUserID(u) {
@@ -112,10 +117,48 @@ func (s *Server) createRoom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitRooms(c, res.Position); err != nil {
+	pos := res.Position
+	// Third-party invites go through identity servers, once the room exists (as in
+	// Synapse).
+	for _, inv := range req.Invite3PID {
+		sent, err := s.cmd.InviteThirdParty(c.Request().Context(), meta(c, eventlog.OriginClient), commands.ThirdPartyInvite{
+			RoomID: res.RoomID, Sender: id.UserID, IDServer: inv.IDServer, IDAccessToken: inv.IDAccessToken, Medium: inv.Medium, Address: inv.Address})
+		if err != nil {
+			return err
+		}
+		if pos.Less(sent.Position) {
+			pos = sent.Position
+		}
+	}
+	if err := s.waitRooms(c, pos); err != nil {
 		return err
 	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"room_id": res.RoomID})
+}
+
+// invite3PID is a third-party invite (createRoom's invite_3pid, or POST
+// /rooms/{roomId}/invite with a 3PID).
+type invite3PID struct {
+	IDServer      string `json:"id_server"`
+	IDAccessToken string `json:"id_access_token"`
+	Medium        string `json:"medium"`
+	Address       string `json:"address"`
+}
+
+func (i invite3PID) check() error {
+	switch {
+	case i.IDServer == "":
+		return errMissingParam("Missing id_server")
+	case i.IDAccessToken == "":
+		return errMissingParam("Missing id_access_token")
+	case i.Medium == "":
+		return errMissingParam("Missing medium")
+	case i.Address == "":
+		return errMissingParam("Missing address")
+	case i.Medium != commands.MediumEmail && i.Medium != commands.MediumMSISDN:
+		return errInvalidParam("medium must be email or msisdn")
+	}
+	return nil
 }
 
 // validUserID: u is a syntactically valid user ID within the spec's 255-byte limit.
@@ -262,17 +305,27 @@ func (s *Server) membership(action string) echo.HandlerFunc {
 			UserID   *string `json:"user_id"`
 			Reason   string  `json:"reason"`
 			IsDirect bool    `json:"is_direct"`
-			Medium   string  `json:"medium"`
-			Address  string  `json:"address"`
+			invite3PID
 		}
 		if err := bindJSON(c, &req); err != nil {
 			return err
 		}
-		if action == commands.ActionInvite && req.UserID == nil && req.Medium != "" && req.Address != "" {
-			// A third-party invite needs an identity server; this homeserver uses none.
-			return commands.ErrIdentityServerNotTrusted
-		}
 		id := identity(c)
+		if action == commands.ActionInvite && req.UserID == nil && (req.Medium != "" || req.Address != "" || req.IDServer != "") {
+			if err := req.check(); err != nil {
+				return err
+			}
+			res, err := s.cmd.InviteThirdParty(c.Request().Context(), meta(c, eventlog.OriginClient), commands.ThirdPartyInvite{
+				RoomID: pathParam(c, "roomId"), Sender: id.UserID, IDServer: req.IDServer, IDAccessToken: req.IDAccessToken,
+				Medium: req.Medium, Address: req.Address})
+			if err != nil {
+				return err
+			}
+			if err := s.waitRooms(c, res.Position); err != nil {
+				return err
+			}
+			return c.JSON(nethttp.StatusOK, map[string]any{})
+		}
 		target := id.UserID
 		if action != commands.ActionLeave {
 			if req.UserID == nil {

@@ -40,6 +40,16 @@ func (a identityAdapter) Unbind(ctx context.Context, server, mxid, medium, addre
 	return identityError(a.c.Unbind(ctx, server, mxid, medium, address))
 }
 
+func (a identityAdapter) Lookup(ctx context.Context, server, accessToken, medium, address string) (string, error) {
+	mxid, err := a.c.Lookup(ctx, server, accessToken, medium, address)
+	return mxid, identityError(err)
+}
+
+func (a identityAdapter) StoreInvite(ctx context.Context, server, accessToken string, inv identity.Invite) (identity.StoredInvite, error) {
+	stored, err := a.c.StoreInvite(ctx, server, accessToken, inv)
+	return stored, identityError(err)
+}
+
 func identityError(err error) error {
 	var e *identity.Error
 	switch {

@@ -3,17 +3,22 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"maunium.net/go/mautrix/crypto/canonicaljson"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
 
 	"spelt.dev/spelt/internal/config"
 	"spelt.dev/spelt/internal/signingkey"
@@ -23,13 +28,17 @@ import (
 // on loopback. It knows one validated session and the token of its user, and checks
 // unbind requests' X-Matrix signature with the homeserver's key.
 type testIS struct {
-	srv    *httptest.Server
-	name   string // host:port, the server name Spelt is configured with
-	hsKey  func() ed25519.PublicKey
-	mu     sync.Mutex
-	bound  map[string]string // address → mxid
-	unbind []string          // "mxid address" of each accepted unbind
+	srv     *httptest.Server
+	name    string // host:port, the server name Spelt is configured with
+	hsKey   func() ed25519.PublicKey
+	mu      sync.Mutex
+	bound   map[string]string // address → mxid
+	unbind  []string          // "mxid address" of each accepted unbind
+	invites []map[string]any  // the stored invites' requests
 }
+
+// isPepper is the test identity server's lookup pepper.
+const isPepper = "matrixrocks"
 
 const (
 	isToken   = "is-access-token"
@@ -90,10 +99,60 @@ func startIS(t *testing.T) *testIS {
 		is.unbind = append(is.unbind, req.MXID+" "+req.Threepid.Address)
 		_, _ = w.Write([]byte(`{}`))
 	})
+	mux.HandleFunc("GET /_matrix/identity/v2/hash_details", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+isToken {
+			fail(w, 401, "M_UNAUTHORIZED")
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"algorithms": []string{"none", "sha256"}, "lookup_pepper": isPepper})
+	})
+	mux.HandleFunc("POST /_matrix/identity/v2/lookup", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Addresses []string `json:"addresses"`
+			Algorithm string   `json:"algorithm"`
+			Pepper    string   `json:"pepper"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if r.Header.Get("Authorization") != "Bearer "+isToken || req.Algorithm != "sha256" || req.Pepper != isPepper {
+			fail(w, 400, "M_INVALID_PEPPER")
+			return
+		}
+		mappings := map[string]string{}
+		is.mu.Lock()
+		for address, mxid := range is.bound {
+			sum := sha256.Sum256([]byte(address + " email " + isPepper))
+			hash := base64.RawURLEncoding.EncodeToString(sum[:])
+			if slices.Contains(req.Addresses, hash) {
+				mappings[hash] = mxid
+			}
+		}
+		is.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"mappings": mappings})
+	})
+	mux.HandleFunc("POST /_matrix/identity/v2/store-invite", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+isToken {
+			fail(w, 401, "M_UNAUTHORIZED")
+			return
+		}
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		is.mu.Lock()
+		is.invites = append(is.invites, req)
+		token := fmt.Sprintf("invite-token-%d", len(is.invites))
+		is.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"token": token, "display_name": "k...@e...",
+			"public_keys": []map[string]string{{"public_key": "c2VydmVyIGtleQ", "key_validity_url": "https://" + is.name + "/_matrix/identity/v2/pubkey/isvalid"}}})
+	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
 	is.name = strings.TrimPrefix(is.srv.URL, "http://")
 	return is
+}
+
+func (is *testIS) storedInvites() []map[string]any {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return append([]map[string]any(nil), is.invites...)
 }
 
 func (is *testIS) unbinds() []string {
@@ -172,4 +231,79 @@ func TestIdentityServerBinding(t *testing.T) {
 	if got := is.unbinds(); len(got) != 2 {
 		t.Fatalf("identity server unbinds after deactivation: %v", got)
 	}
+}
+
+// withIS configures the identity server as the only trusted one.
+func withIS(t *testing.T, is *testIS) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Identity = config.Identity{TrustedServers: []string{is.name}, AllowPrivateAddresses: true, AllowHTTP: true}
+	}
+}
+
+func TestThirdPartyInvites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	is := startIS(t)
+	s := newTestEnv(t, withIS(t, is)).start()
+	alice, bound, eve := s.user(ctx, "alice"), s.user(ctx, "bound"), s.user(ctx, "eve")
+	is.mu.Lock()
+	is.bound["known@example.org"] = string(bound.ID)
+	is.mu.Unlock()
+
+	// createRoom's invite_3pid: the identity server knows the address's user, who is
+	// invited as such.
+	status, _, body := s.raw("POST", "/_matrix/client/v3/createRoom", alice.AccessToken, mustJSON(t, map[string]any{
+		"name": "Book club", "invite_3pid": []map[string]string{{"id_server": is.name, "id_access_token": isToken,
+			"medium": "email", "address": "known@example.org"}}}))
+	if status != 200 {
+		t.Fatalf("createRoom with invite_3pid: %d %v", status, body)
+	}
+	room := id.RoomID(body["room_id"].(string))
+	var m event.MemberEventContent
+	if err := alice.StateEvent(ctx, room, event.StateMember, string(bound.ID), &m); err != nil || m.Membership != event.MembershipInvite {
+		t.Fatalf("bound user's membership: %+v %v", m, err)
+	}
+
+	// An address nobody bound: the identity server stores the invite and the room
+	// gets an m.room.third_party_invite keyed by its token.
+	invite := func(token, user string, addr string) (int, map[string]any) {
+		status, _, body := s.raw("POST", "/_matrix/client/v3/rooms/"+string(room)+"/invite", token, mustJSON(t, map[string]string{
+			"id_server": is.name, "id_access_token": isToken, "medium": "email", "address": addr}))
+		return status, body
+	}
+	if status, body := invite(alice.AccessToken, "alice", "stranger@example.org"); status != 200 {
+		t.Fatalf("3PID invite: %d %v", status, body)
+	}
+	var tpi struct {
+		DisplayName    string `json:"display_name"`
+		PublicKey      string `json:"public_key"`
+		KeyValidityURL string `json:"key_validity_url"`
+		PublicKeys     []any  `json:"public_keys"`
+	}
+	if err := alice.StateEvent(ctx, room, event.StateThirdPartyInvite, "invite-token-1", &tpi); err != nil ||
+		tpi.DisplayName != "k...@e..." || tpi.PublicKey != "c2VydmVyIGtleQ" || len(tpi.PublicKeys) != 1 || tpi.KeyValidityURL == "" {
+		t.Fatalf("third-party invite event: %+v %v", tpi, err)
+	}
+	stored := is.storedInvites()
+	if len(stored) != 1 || stored[0]["room_name"] != "Book club" || stored[0]["sender_display_name"] != "alice" ||
+		stored[0]["address"] != "stranger@example.org" || stored[0]["sender"] != string(alice.ID) {
+		t.Fatalf("invite the identity server stored: %v", stored)
+	}
+
+	// Someone outside the room cannot invite, and nothing is stored for them.
+	status, body = invite(eve.AccessToken, "eve", "other@example.org")
+	wantError(t, "3PID invite from outside the room", status, body, 403, "M_FORBIDDEN")
+	if len(is.storedInvites()) != 1 {
+		t.Fatal("an invite that failed was stored at the identity server")
+	}
+	// Bad input.
+	status, _, body = s.raw("POST", "/_matrix/client/v3/rooms/"+string(room)+"/invite", alice.AccessToken,
+		[]byte(`{"id_server":"`+is.name+`","medium":"email","address":"x@example.org"}`))
+	wantError(t, "3PID invite without id_access_token", status, body, 400, "M_MISSING_PARAM")
+	status, _, body = s.raw("POST", "/_matrix/client/v3/rooms/"+string(room)+"/invite", alice.AccessToken,
+		[]byte(`{"id_server":"elsewhere.example","id_access_token":"t","medium":"email","address":"x@example.org"}`))
+	wantError(t, "3PID invite at an untrusted server", status, body, 400, "M_SERVER_NOT_TRUSTED")
+	status, _, body = s.raw("POST", "/_matrix/client/v3/rooms/"+string(room)+"/invite", alice.AccessToken,
+		[]byte(`{"id_server":"`+is.name+`","id_access_token":"wrong","medium":"email","address":"x@example.org"}`))
+	wantError(t, "3PID invite with a token the identity server refuses", status, body, 400, "M_FORBIDDEN")
 }

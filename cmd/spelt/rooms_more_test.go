@@ -104,9 +104,14 @@ func TestCreateRoomOptions(t *testing.T) {
 	wantErr(t, err, http.StatusBadRequest, "M_INVALID_PARAM")
 	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{"bob"}})
 	wantErr(t, err, http.StatusBadRequest, "M_INVALID_PARAM")
-	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite3PID: []mautrix.ReqInvite3PID{{IDServer: "id.example", Medium: "email", Address: "a@example.org"}}})
-	wantErr(t, err, http.StatusBadRequest, "M_SERVER_NOT_TRUSTED")
-	status, _, _ := s.raw("POST", "/_matrix/client/v3/createRoom", alice.AccessToken, []byte(`{"name": 5}`))
+	// (mautrix's invite_3pid lacks id_access_token, which v1.13 requires.)
+	status, _, body := s.raw("POST", "/_matrix/client/v3/createRoom", alice.AccessToken,
+		[]byte(`{"invite_3pid":[{"id_server":"id.example","id_access_token":"t","medium":"email","address":"a@example.org"}]}`))
+	wantError(t, "invite_3pid at an untrusted identity server", status, body, http.StatusBadRequest, "M_SERVER_NOT_TRUSTED")
+	status, _, body = s.raw("POST", "/_matrix/client/v3/createRoom", alice.AccessToken,
+		[]byte(`{"invite_3pid":[{"id_server":"id.example","medium":"email","address":"a@example.org"}]}`))
+	wantError(t, "invite_3pid without id_access_token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+	status, _, _ = s.raw("POST", "/_matrix/client/v3/createRoom", alice.AccessToken, []byte(`{"name": 5}`))
 	if status != http.StatusBadRequest {
 		t.Errorf("name of the wrong type: %d", status)
 	}

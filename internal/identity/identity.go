@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,4 +141,87 @@ func (c *Client) do(req *http.Request, out any) error {
 		}
 	}
 	return nil
+}
+
+// Lookup returns the Matrix ID a 3PID is bound to at server ("" when none), asking
+// with the user's access token there (GET /hash_details, then POST /lookup with the
+// sha256 algorithm when offered, as the spec recommends, else none).
+func (c *Client) Lookup(ctx context.Context, server, accessToken, medium, address string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+"://"+server+"/_matrix/identity/v2/hash_details", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	var details struct {
+		Algorithms []string `json:"algorithms"`
+		Pepper     string   `json:"lookup_pepper"`
+	}
+	if err := c.do(req, &details); err != nil {
+		return "", err
+	}
+	query := address + " " + medium
+	algorithm := "none"
+	if slices.Contains(details.Algorithms, "sha256") {
+		algorithm = "sha256"
+		sum := sha256.Sum256([]byte(query + " " + details.Pepper))
+		query = base64.RawURLEncoding.EncodeToString(sum[:])
+	} else if !slices.Contains(details.Algorithms, "none") {
+		return "", fmt.Errorf("%w: no lookup algorithm in common", ErrUnavailable)
+	}
+	body, _ := json.Marshal(map[string]any{"addresses": []string{query}, "algorithm": algorithm, "pepper": details.Pepper})
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+server+"/_matrix/identity/v2/lookup", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	var out struct {
+		Mappings map[string]string `json:"mappings"`
+	}
+	if err := c.do(req, &out); err != nil {
+		return "", err
+	}
+	return out.Mappings[query], nil
+}
+
+// Invite is what an identity server is told of a third-party invite it stores.
+type Invite struct {
+	Medium            string `json:"medium"`
+	Address           string `json:"address"`
+	RoomID            string `json:"room_id"`
+	Sender            string `json:"sender"`
+	RoomAlias         string `json:"room_alias,omitempty"`
+	RoomAvatarURL     string `json:"room_avatar_url,omitempty"`
+	RoomJoinRules     string `json:"room_join_rules,omitempty"`
+	RoomName          string `json:"room_name,omitempty"`
+	RoomType          string `json:"room_type,omitempty"`
+	SenderDisplayName string `json:"sender_display_name,omitempty"`
+	SenderAvatarURL   string `json:"sender_avatar_url,omitempty"`
+}
+
+// StoredInvite is an identity server's answer to a stored invite: the token the
+// m.room.third_party_invite event is keyed by, the keys that will sign the invitee's
+// membership, and a display name for the invitee that does not give the address away.
+type StoredInvite struct {
+	Token       string            `json:"token"`
+	DisplayName string            `json:"display_name"`
+	PublicKeys  []json.RawMessage `json:"public_keys"`
+}
+
+// StoreInvite asks server to store a third-party invite and to tell the invitee
+// (POST /_matrix/identity/v2/store-invite), with the inviter's access token there.
+func (c *Client) StoreInvite(ctx context.Context, server, accessToken string, inv Invite) (StoredInvite, error) {
+	body, _ := json.Marshal(inv)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+server+"/_matrix/identity/v2/store-invite", bytes.NewReader(body))
+	if err != nil {
+		return StoredInvite{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	var out StoredInvite
+	if err := c.do(req, &out); err != nil {
+		return StoredInvite{}, err
+	}
+	if out.Token == "" || len(out.PublicKeys) == 0 {
+		return StoredInvite{}, fmt.Errorf("%w: the stored invite has no token or keys", ErrUnavailable)
+	}
+	return out, nil
 }
