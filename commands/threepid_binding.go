@@ -28,7 +28,9 @@ type IdentityServers interface {
 func (c *Commands) UseIdentityServers(s IdentityServers) { c.ids = s }
 
 // TrustsIdentityServer reports whether server is one of the trusted identity servers.
-func (c *Commands) TrustsIdentityServer(server string) bool { return c.ids != nil && c.ids.Trusted(server) }
+func (c *Commands) TrustsIdentityServer(server string) bool {
+	return c.ids != nil && c.ids.Trusted(server)
+}
 
 // Unbind results (spec: POST /account/3pid/unbind, id_server_unbind_result).
 const (
