@@ -290,3 +290,10 @@ func Announce(ctx context.Context, q interface {
 	_, err := q.Exec(ctx, "SELECT pg_notify($1, '')", notifyChannel)
 	return err
 }
+
+// UserWakeKey and RoomWakeKey name what a projected change concerns, for the
+// long-polls that wait on it (projections.Runner.Watch): a user, a room.
+func UserWakeKey(userID string) string { return "user:" + userID }
+
+// RoomWakeKey is the wake key of a room.
+func RoomWakeKey(roomID string) string { return "room:" + roomID }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -117,6 +118,9 @@ type Waiter interface {
 	WaitFor(ctx context.Context, pos eventlog.Position, projectors ...string) error
 	// Moved returns a channel closed when the projector next moves on.
 	Moved(projector string) <-chan struct{}
+	// Watch returns a channel closed when a projected change concerns one of keys
+	// (eventlog.UserWakeKey, RoomWakeKey), and the function that stops watching.
+	Watch(keys ...string) (<-chan struct{}, func())
 }
 
 // Server is the HTTP front of Spelt.
@@ -132,6 +136,8 @@ type Server struct {
 	register *limiter
 	seen     *seenTracker
 	presence *presenceCache
+	// syncLooks counts the reads of /sync requests.
+	syncLooks atomic.Int64
 }
 
 // New builds the server and its routes.

@@ -76,13 +76,16 @@ func (s *Server) sync(c echo.Context) error {
 	}
 	req.Typing = s.cfg.Typing.Changes
 	deadline := time.Now().Add(timeout)
+	var keys []string // what this user's long-poll waits on, once known
 	for {
-		// Take the channels before reading, so a move in between is not missed.
+		// Take the channels before reading: a move between the read and the watch
+		// below means reading again.
 		moved := make([]<-chan struct{}, 0, len(syncProjectors)+1)
 		for _, p := range syncProjectors {
 			moved = append(moved, s.wait.Moved(p))
 		}
 		moved = append(moved, s.cfg.Typing.Moved())
+		s.syncLooks.Add(1)
 		res, err := s.q.Sync(ctx, viewer(c), req)
 		if err != nil {
 			return err
@@ -104,7 +107,23 @@ func (s *Server) sync(c echo.Context) error {
 		if req.Since == nil || !res.Empty() || left <= 0 {
 			return s.syncAnswer(c, res)
 		}
-		if !waitAny(ctx, moved, left) {
+		if keys == nil {
+			// Only changes that concern the user wake the long-poll: theirs (account
+			// data, invites, to-device messages, their memberships) and their rooms'
+			// (events, receipts, typing, members' presence and devices).
+			if keys, err = s.syncWakeKeys(ctx, identity(c).UserID); err != nil {
+				return err
+			}
+		}
+		woke, stop := s.wait.Watch(keys...)
+		if anyClosed(moved) {
+			stop()
+			continue
+		}
+		ok := waitAny(ctx, []<-chan struct{}{woke}, left)
+		stop()
+		if !ok {
+			s.syncLooks.Add(1)
 			res, err = s.q.Sync(ctx, viewer(c), req)
 			if err != nil {
 				return err
@@ -112,6 +131,37 @@ func (s *Server) sync(c echo.Context) error {
 			return s.syncAnswer(c, res)
 		}
 	}
+}
+
+// SyncLooks is how many times /sync requests have read the read models since the
+// server started (a long-poll reads once, then again each time it wakes).
+func (s *Server) SyncLooks() int64 { return s.syncLooks.Load() }
+
+// syncWakeKeys are the wake keys of a user's long-poll: the user's and their joined
+// rooms'.
+func (s *Server) syncWakeKeys(ctx context.Context, user string) ([]string, error) {
+	rooms, err := s.q.JoinedRooms(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(rooms)+1)
+	keys = append(keys, eventlog.UserWakeKey(user))
+	for _, r := range rooms {
+		keys = append(keys, eventlog.RoomWakeKey(r))
+	}
+	return keys, nil
+}
+
+// anyClosed reports whether one of chans is closed.
+func anyClosed(chans []<-chan struct{}) bool {
+	for _, ch := range chans {
+		select {
+		case <-ch:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // syncAnswer sends a sync response with the device's key counts, which every response

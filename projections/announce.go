@@ -142,15 +142,14 @@ func (r *Runner) listenOnce(ctx context.Context) error {
 			continue
 		}
 		for _, name := range strings.Split(names, ",") {
-			st, ok := r.states[name]
-			if !ok {
+			if _, ok := r.states[name]; !ok {
 				continue
 			}
 			cp, err := r.q.CheckpointGet(ctx, r.pool, name)
 			if err != nil {
 				return err
 			}
-			st.advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+			r.moved(name, eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}, nil, false)
 		}
 	}
 }

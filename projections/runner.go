@@ -39,6 +39,11 @@ type Runner struct {
 	running map[string]*atomic.Bool
 	// careful is set when a live batch failed: the next is applied in savepoints.
 	careful map[string]*atomic.Bool
+	// hub wakes long-polls by key; wakers are the projectors that give keys, and
+	// pending their live batches' keys until the batch commits.
+	hub     *hub
+	wakers  map[string]Waker
+	pending map[string]*pendingKeys
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
@@ -65,6 +70,9 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		kick:             make(map[string]chan struct{}, len(projectors)),
 		running:          make(map[string]*atomic.Bool, len(projectors)),
 		careful:          make(map[string]*atomic.Bool, len(projectors)),
+		hub:              newHub(),
+		wakers:           map[string]Waker{},
+		pending:          map[string]*pendingKeys{},
 		BatchSize:        2000,
 		RebuildBatchSize: 5000,
 		IdlePoll:         500 * time.Millisecond,
@@ -78,6 +86,10 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		r.kick[p.Name()] = make(chan struct{}, 1)
 		r.running[p.Name()] = new(atomic.Bool)
 		r.careful[p.Name()] = new(atomic.Bool)
+		r.pending[p.Name()] = &pendingKeys{}
+		if w, ok := p.(Waker); ok {
+			r.wakers[p.Name()] = w
+		}
 	}
 	return r
 }
@@ -217,7 +229,7 @@ func (r *Runner) prepare(ctx context.Context, db *pgxpool.Pool, p Projector) err
 			}
 			cp = projdb.ProjectionCheckpoint{}
 		}
-		r.states[p.Name()].advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+		r.moved(p.Name(), eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}, nil, false)
 		return nil
 	})
 }
@@ -299,7 +311,7 @@ func (r *Runner) catchUp(ctx context.Context, db *pgxpool.Pool, p Projector, unt
 		}
 		last := events[len(events)-1].Position
 		total += int64(len(events))
-		r.states[p.Name()].advance(last)
+		r.moved(p.Name(), last, nil, false)
 		r.announce.moved(p.Name())
 		if progress != nil {
 			progress(len(events))
@@ -388,7 +400,6 @@ func (r *Runner) poison(ctx context.Context, tx pgx.Tx, p Projector, e eventlog.
 
 // follow delivers new events to p through a Watermill SQL subscriber until ctx ends.
 func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) error {
-	st := r.states[p.Name()]
 	// Only appends of events p handles wake it: the others it reads at its next
 	// wake-up, or when a request waits for it (WaitFor kicks it), or at its idle poll.
 	var wake <-chan struct{}
@@ -400,8 +411,10 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 	r.running[p.Name()].Store(true)
 	defer r.running[p.Name()].Store(false)
 	ackDeadline := 10 * time.Second
+	pending := r.pending[p.Name()]
 	committed := func(pos eventlog.Position) {
-		st.advance(pos)
+		keys, known := pending.take()
+		r.moved(p.Name(), pos, keys, known)
 		r.announce.moved(p.Name())
 	}
 	backoff := &wakeBackoff{wake: wake, kick: r.kick[p.Name()], done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
@@ -476,6 +489,22 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 // delivered again. Events the checkpoint already passed were applied before (delivery
 // is at least once) and are skipped.
 func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
+	err := r.applyLiveBatch(ctx, tx, p, events)
+	pending := r.pending[p.Name()]
+	pending.set(nil, false)
+	if w, ok := r.wakers[p.Name()]; ok && err == nil {
+		// What the batch concerns, for the long-polls to wake once it commits; unknown
+		// (everyone wakes) if that cannot be told.
+		if keys, kerr := w.WakeKeys(ctx, r.pool, events); kerr == nil {
+			pending.set(keys, true)
+		} else {
+			r.logger.WarnContext(ctx, "wake keys", slog.String("projector", p.Name()), slog.Any("err", kerr))
+		}
+	}
+	return err
+}
+
+func (r *Runner) applyLiveBatch(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
 	last := events[len(events)-1].Position
 	n, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
 		Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events)),
@@ -544,7 +573,7 @@ func (r *Runner) WaitFor(ctx context.Context, pos eventlog.Position, names ...st
 				// have missed (reconnecting): read its checkpoint.
 				cp, err := r.q.CheckpointGet(ctx, r.pool, name)
 				if err == nil {
-					st.advance(eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset})
+					r.moved(name, eventlog.Position{XID: cp.TransactionID, Offset: cp.Offset}, nil, false)
 				}
 			}
 		}
@@ -605,7 +634,7 @@ func (s *state) get() (eventlog.Position, <-chan struct{}) {
 	return s.pos, s.changed
 }
 
-func (s *state) advance(p eventlog.Position) {
+func (s *state) advance(p eventlog.Position) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pos.Less(p) || p.IsZero() {
@@ -617,7 +646,9 @@ func (s *state) advance(p eventlog.Position) {
 		s.pos = p
 		close(s.changed)
 		s.changed = make(chan struct{})
+		return true
 	}
+	return false
 }
 
 func lockID(name string) int64 {

@@ -174,6 +174,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 		SSOProviders: listedIdPs,
 	}
 	typingHub := typing.New(e.pool, e.logger)
+	typingHub.OnChange = func(room string) { runner.Wake(eventlog.RoomWakeKey(room)) }
 	httpCfg.Typing = typingHub
 	if e.tweakHTTP != nil {
 		e.tweakHTTP(&httpCfg)

@@ -654,3 +654,63 @@ func TestSyncLazyMembersIncremental(t *testing.T) {
 		t.Fatalf("carol's member event is missing from the incremental sync: %+v", b1.Rooms.Join[room].State.Events)
 	}
 }
+
+// TestSyncWakesOnlyForRelevantChanges: a long-poll wakes for a change in one of its
+// user's rooms, and not for messages in rooms the user is not in.
+func TestSyncWakesOnlyForRelevantChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	ann, bo := s.user(ctx, "ann"), s.user(ctx, "bo")
+	mine, err := ann.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := bo.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ann.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While ann long-polls, bo talks in his own room: ann's sync must not look again.
+	type result struct {
+		resp *mautrix.RespSync
+		err  error
+	}
+	done := make(chan result, 1)
+	looks := s.app.http.SyncLooks()
+	go func() {
+		r, err := ann.SyncRequest(ctx, 3000, first.NextBatch, "", false, "")
+		done <- result{r, err}
+	}()
+	for i := range 20 {
+		if _, err := bo.SendText(ctx, other.RoomID, fmt.Sprintf("not for ann %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bo.SetPresence(ctx, mautrix.ReqPresence{Presence: "unavailable"}); err != nil {
+		t.Fatal(err)
+	}
+	// Then something in her room: the long-poll answers with it.
+	sent, err := ann.SendText(ctx, mine.RoomID, "for ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if jr, ok := r.resp.Rooms.Join[mine.RoomID]; !ok || len(jr.Timeline.Events) != 1 || jr.Timeline.Events[0].ID != sent.EventID {
+		t.Fatalf("long-poll answer: %+v", r.resp.Rooms.Join)
+	}
+	if _, ok := r.resp.Rooms.Join[other.RoomID]; ok {
+		t.Fatal("ann got bo's room")
+	}
+	// Her long-poll read the read models at most a few times (the first look, one
+	// for a move between a look and its watch, and the wake-up), not once per message.
+	if n := s.app.http.SyncLooks() - looks; n > 4 {
+		t.Fatalf("the long-poll looked %d times for 21 changes that were not hers", n)
+	}
+}

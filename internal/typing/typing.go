@@ -34,6 +34,9 @@ type Hub struct {
 	changed map[string]int64                // room → serial of its last change
 	moved   chan struct{}
 	timer   *time.Timer
+
+	// OnChange, if set (before Run), is told of each room whose typing changed.
+	OnChange func(room string)
 }
 
 // New returns a Hub; Run must run for other processes' typing to arrive. pool may be
@@ -91,6 +94,9 @@ func (h *Hub) bump(room string) {
 	h.changed[room] = h.serial
 	close(h.moved)
 	h.moved = make(chan struct{})
+	if h.OnChange != nil {
+		h.OnChange(room)
+	}
 }
 
 // schedule arms the timer for the next expiry; h.mu is held.

@@ -330,3 +330,29 @@ func (q *Queries) RoomsBatchPrelude(ctx context.Context, db DBTX, arg RoomsBatch
 	err := row.Scan(&i.MaxOrdering, &i.Visibilities, &i.CurrentState)
 	return i, err
 }
+
+const roomsJoinedByUsers = `-- name: RoomsJoinedByUsers :many
+SELECT DISTINCT room_id FROM room_state
+WHERE type = 'm.room.member' AND membership = 'join' AND to_ordering IS NULL AND state_key = ANY($1::text[])
+`
+
+// The rooms any of @user_ids is joined to now.
+func (q *Queries) RoomsJoinedByUsers(ctx context.Context, db DBTX, userIds []string) ([]string, error) {
+	rows, err := db.Query(ctx, roomsJoinedByUsers, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var room_id string
+		if err := rows.Scan(&room_id); err != nil {
+			return nil, err
+		}
+		items = append(items, room_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -66,3 +66,8 @@ SELECT
 
 -- name: ErasedUserInsert :exec
 INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON CONFLICT DO NOTHING;
+
+-- name: RoomsJoinedByUsers :many
+-- The rooms any of @user_ids is joined to now.
+SELECT DISTINCT room_id FROM room_state
+WHERE type = 'm.room.member' AND membership = 'join' AND to_ordering IS NULL AND state_key = ANY(@user_ids::text[]);
