@@ -17,6 +17,7 @@ import (
 // SyncQueries answer /sync.
 type SyncQueries interface {
 	Sync(ctx context.Context, v queries.Viewer, req queries.SyncRequest) (*queries.Sync, error)
+	AddUnreadCounts(ctx context.Context, v queries.Viewer, res *queries.Sync, byThread bool) error
 }
 
 // syncProjectors are the read models /sync reads; a long-poll wakes when one moves.
@@ -90,6 +91,7 @@ func (s *Server) sync(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		roomsAt := s.wait.Position(roomsProjector) // at least what the read saw
 		if res.ToDeviceAck > 0 {
 			// The client has the messages up to its token: they can go (spec: "the
 			// server should delete them once the client has acknowledged them").
@@ -105,7 +107,7 @@ func (s *Server) sync(c echo.Context) error {
 		}
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {
-			return s.syncAnswer(c, res)
+			return s.syncAnswer(c, req, res, roomsAt)
 		}
 		if keys == nil {
 			// Only changes that concern the user wake the long-poll: theirs (account
@@ -128,7 +130,8 @@ func (s *Server) sync(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			return s.syncAnswer(c, res)
+			roomsAt = s.wait.Position(roomsProjector)
+			return s.syncAnswer(c, req, res, roomsAt)
 		}
 	}
 }
@@ -165,12 +168,24 @@ func anyClosed(chans []<-chan struct{}) bool {
 }
 
 // syncAnswer sends a sync response with the device's key counts, which every response
-// carries (read only now, so that a long-poll's empty looks cost nothing more).
-func (s *Server) syncAnswer(c echo.Context, res *queries.Sync) error {
+// carries, and the unread counts of its rooms (read only now, so that a long-poll's
+// empty looks cost nothing more). The counts come from the notifications projector,
+// which may trail the rooms projector: they wait until it has applied what the
+// response's timelines show (roomsAt).
+func (s *Server) syncAnswer(c echo.Context, req queries.SyncRequest, res *queries.Sync, roomsAt eventlog.Position) error {
+	ctx := c.Request().Context()
 	id := identity(c)
 	var err error
-	if res.OTKCounts, res.FallbackKeys, err = s.q.KeyCounts(c.Request().Context(), id.UserID, id.DeviceID); err != nil {
+	if res.OTKCounts, res.FallbackKeys, err = s.q.KeyCounts(ctx, id.UserID, id.DeviceID); err != nil {
 		return err
+	}
+	if len(res.Rooms.Join) > 0 {
+		if err := s.wait.WaitFor(ctx, roomsAt, "notifications"); err != nil {
+			return err
+		}
+		if err := s.q.AddUnreadCounts(ctx, viewer(c), res, req.Filter.Room.Timeline.UnreadThreadNotifications); err != nil {
+			return err
+		}
 	}
 	return c.JSON(nethttp.StatusOK, res)
 }

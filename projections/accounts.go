@@ -658,7 +658,8 @@ func (RegistrationTokens) Apply(ctx context.Context, tx pgx.Tx, events []eventlo
 	return b.Send(ctx, tx)
 }
 
-// All returns every projector Spelt runs.
-func All() []Projector {
-	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, Rooms{}, Filters{}, AccountData{}, Presence{}, Receipts{}, ToDevice{}, E2EKeys{}, Profiles{}}
+// All returns every projector Spelt runs for the server serverName.
+func All(serverName string) []Projector {
+	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, Rooms{}, Filters{}, AccountData{}, Presence{}, Receipts{},
+		ToDevice{}, E2EKeys{}, Profiles{}, Notifications{ServerName: serverName}}
 }

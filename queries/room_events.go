@@ -26,6 +26,8 @@ type RoomEventFilter struct {
 	ContainsURL             *bool     `json:"contains_url,omitempty"`
 	LazyLoadMembers         bool      `json:"lazy_load_members,omitempty"`
 	IncludeRedundantMembers bool      `json:"include_redundant_members,omitempty"`
+	// UnreadThreadNotifications splits a room's unread counts by thread (/sync).
+	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
 }
 
 // typeMatches reports whether t matches pattern, where '*' matches any run of characters.

@@ -163,6 +163,8 @@ type JoinedRoom struct {
 	Ephemeral           eventList           `json:"ephemeral"`
 	AccountData         eventList           `json:"account_data"`
 	UnreadNotifications UnreadNotifications `json:"unread_notifications"`
+	// UnreadThreadNotifications are the counts by thread, when the filter asks.
+	UnreadThreadNotifications map[string]UnreadNotifications `json:"unread_thread_notifications,omitempty"`
 }
 
 // RoomSummary is a joined room's summary.
@@ -193,6 +195,38 @@ type LeftRoom struct {
 	State       eventList `json:"state"`
 	Timeline    Timeline  `json:"timeline"`
 	AccountData eventList `json:"account_data"`
+}
+
+// AddUnreadCounts sets the unread counts of the joined rooms of a sync response: the
+// viewer's notifying events after their read receipt (spec: "Receiving
+// notifications"). With byThread, a room's counts are its main timeline's and each
+// thread's are apart (unread_thread_notifications).
+func (q *Queries) AddUnreadCounts(ctx context.Context, v Viewer, res *Sync, byThread bool) error {
+	if len(res.Rooms.Join) == 0 {
+		return nil
+	}
+	rooms := make([]string, 0, len(res.Rooms.Join))
+	for r := range res.Rooms.Join {
+		rooms = append(rooms, r)
+	}
+	rows, err := q.q.SyncUnreadCounts(ctx, q.pool, readdb.SyncUnreadCountsParams{UserID: v.UserID, RoomIds: rooms})
+	if err != nil {
+		return fmt.Errorf("unread counts: %w", err)
+	}
+	for _, r := range rows {
+		jr := res.Rooms.Join[r.RoomID]
+		n := UnreadNotifications{Notification: int(r.Notifications), Highlight: int(r.Highlights)}
+		if !byThread || r.ThreadID == "main" {
+			jr.UnreadNotifications.Notification += n.Notification
+			jr.UnreadNotifications.Highlight += n.Highlight
+			continue
+		}
+		if jr.UnreadThreadNotifications == nil {
+			jr.UnreadThreadNotifications = map[string]UnreadNotifications{}
+		}
+		jr.UnreadThreadNotifications[r.ThreadID] = n
+	}
+	return nil
 }
 
 // SyncPositions returns the current position of every stream /sync reads.

@@ -91,7 +91,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cmds := commands.New(e.pool, eventlog.New(e.logger, nil), commands.Config{ServerName: e.cfg.ServerName}, e.logger)
-	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All()...)
+	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All(e.cfg.ServerName)...)
 	meta := eventlog.Metadata{Origin: eventlog.OriginAdmin, Actor: "spelt admin"}
 	q := queries.New(e.pool)
 	switch verb {
@@ -161,7 +161,7 @@ func runAdminReports(ctx context.Context, flags []string, stdout, stderr io.Writ
 	if err := e.requireSchema(ctx); err != nil {
 		return err
 	}
-	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All()...)
+	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All(e.cfg.ServerName)...)
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := runner.CatchUp(waitCtx, "rooms"); err != nil {

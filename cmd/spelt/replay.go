@@ -62,7 +62,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := e.requireSchema(ctx); err != nil {
 		return err
 	}
-	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All()...)
+	runner := projections.NewRunner(e.pool, nil, e.logger, projections.All(e.cfg.ServerName)...)
 	selected := names
 	if len(selected) == 0 {
 		for _, p := range runner.Projectors() {

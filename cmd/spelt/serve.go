@@ -106,7 +106,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	}
 	notifier := eventlog.NewNotifier(e.pool, e.logger)
 	log := eventlog.New(e.logger, notifier)
-	runner := projections.NewRunner(e.pool, notifier, e.logger, projections.All()...)
+	runner := projections.NewRunner(e.pool, notifier, e.logger, projections.All(e.cfg.ServerName)...)
 	cmds := commands.New(e.pool, log, commands.Config{
 		ServerName:           cfg.ServerName,
 		RegistrationEnabled:  cfg.Registration.Enabled,

@@ -105,6 +105,14 @@ type ErasedUser struct {
 	ErasedAt int64
 }
 
+type EventPushAction struct {
+	UserID    string
+	EventID   string
+	RoomID    string
+	ThreadID  string
+	Highlight bool
+}
+
 type EventReport struct {
 	ReportID   int64
 	RoomID     string
@@ -161,6 +169,17 @@ type ProjectionFailure struct {
 	Offset        int64
 	EventType     string
 	Error         string
+}
+
+type PushRoomMember struct {
+	RoomID      string
+	UserID      string
+	Displayname string
+}
+
+type PushRoomPowerLevel struct {
+	RoomID  string
+	Content []byte
 }
 
 type Receipt struct {

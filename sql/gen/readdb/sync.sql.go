@@ -365,3 +365,53 @@ func (q *Queries) SyncToDevice(ctx context.Context, db DBTX, arg SyncToDevicePar
 	}
 	return items, nil
 }
+
+const syncUnreadCounts = `-- name: SyncUnreadCounts :many
+SELECT a.room_id, a.thread_id, count(*)::bigint AS notifications, (count(*) FILTER (WHERE a.highlight))::bigint AS highlights
+FROM event_push_actions a JOIN room_events e ON e.event_id = a.event_id
+WHERE a.user_id = $1 AND a.room_id = ANY($2::text[])
+  AND e.stream_ordering > coalesce((
+      SELECT max(re.stream_ordering) FROM receipts r JOIN room_events re ON re.event_id = r.event_id
+      WHERE r.user_id = $1 AND r.room_id = a.room_id AND r.receipt_type IN ('m.read', 'm.read.private')
+        AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
+GROUP BY a.room_id, a.thread_id
+`
+
+type SyncUnreadCountsParams struct {
+	UserID  string
+	RoomIds []string
+}
+
+type SyncUnreadCountsRow struct {
+	RoomID        string
+	ThreadID      string
+	Notifications int64
+	Highlights    int64
+}
+
+// The viewer's notifying events in @room_ids after their read receipts (m.read or
+// m.read.private; an unthreaded receipt covers every thread), by room and thread.
+func (q *Queries) SyncUnreadCounts(ctx context.Context, db DBTX, arg SyncUnreadCountsParams) ([]SyncUnreadCountsRow, error) {
+	rows, err := db.Query(ctx, syncUnreadCounts, arg.UserID, arg.RoomIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SyncUnreadCountsRow{}
+	for rows.Next() {
+		var i SyncUnreadCountsRow
+		if err := rows.Scan(
+			&i.RoomID,
+			&i.ThreadID,
+			&i.Notifications,
+			&i.Highlights,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
