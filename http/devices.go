@@ -123,6 +123,9 @@ type seenTracker struct {
 	mu       sync.Mutex
 	pending  map[deviceKey]eventlog.DeviceSeen
 	recorded map[deviceKey]eventlog.DeviceSeen
+	// active is each user's last request here (presence's last_active_ago), kept
+	// for seenResample.
+	active map[string]time.Time
 }
 
 type deviceKey struct{ user, device string }
@@ -133,13 +136,26 @@ const (
 )
 
 func newSeenTracker() *seenTracker {
-	return &seenTracker{pending: map[deviceKey]eventlog.DeviceSeen{}, recorded: map[deviceKey]eventlog.DeviceSeen{}}
+	return &seenTracker{pending: map[deviceKey]eventlog.DeviceSeen{}, recorded: map[deviceKey]eventlog.DeviceSeen{},
+		active: map[string]time.Time{}}
 }
+
+// lastActive returns the time of user's last request here (zero: none lately).
+func (t *seenTracker) lastActive(user string) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.active[user]
+}
+
+// LastActive returns the time of a user's last authenticated request to this process
+// in the last few minutes (zero when none).
+func (s *Server) LastActive(user string) time.Time { return s.seen.lastActive(user) }
 
 func (t *seenTracker) see(id queries.Identity, ip string, now time.Time) {
 	k := deviceKey{id.UserID, id.DeviceID}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.active[id.UserID] = now
 	if r, ok := t.recorded[k]; ok && r.IP == ip && now.Sub(r.At) < seenResample {
 		return
 	}
@@ -154,6 +170,11 @@ func (t *seenTracker) take() []eventlog.DeviceSeen {
 	for k, r := range t.recorded {
 		if now.Sub(r.At) > seenResample {
 			delete(t.recorded, k)
+		}
+	}
+	for u, at := range t.active {
+		if now.Sub(at) > seenResample {
+			delete(t.active, u)
 		}
 	}
 	for k, v := range t.pending {

@@ -79,16 +79,25 @@ func (s *Server) sync(c echo.Context) error {
 	deadline := time.Now().Add(timeout)
 	var keys []string // what this user's long-poll waits on, once known
 	for {
-		// Take the channels before reading: a move between the read and the watch
-		// below means reading again.
-		moved := make([]<-chan struct{}, 0, len(syncProjectors)+1)
-		for _, p := range syncProjectors {
-			moved = append(moved, s.wait.Moved(p))
+		// Once the keys are known, watch them before reading: a change after that
+		// wakes the watch. Before, take the projectors' channels: a move between the
+		// read and the first watch means reading again.
+		var woke <-chan struct{}
+		stop := func() {}
+		var moved []<-chan struct{}
+		if keys != nil {
+			woke, stop = s.wait.Watch(keys...)
+		} else {
+			moved = make([]<-chan struct{}, 0, len(syncProjectors)+1)
+			for _, p := range syncProjectors {
+				moved = append(moved, s.wait.Moved(p))
+			}
+			moved = append(moved, s.cfg.Typing.Moved())
 		}
-		moved = append(moved, s.cfg.Typing.Moved())
 		s.syncLooks.Add(1)
 		res, err := s.q.Sync(ctx, viewer(c), req)
 		if err != nil {
+			stop()
 			return err
 		}
 		roomsAt := s.wait.Position(roomsProjector) // at least what the read saw
@@ -97,16 +106,18 @@ func (s *Server) sync(c echo.Context) error {
 			// server should delete them once the client has acknowledged them").
 			id := identity(c)
 			pos, err := s.cmd.AcknowledgeToDevice(ctx, meta(c, eventlog.OriginClient), id.UserID, id.DeviceID, res.ToDeviceAck)
-			if err != nil {
-				return err
+			if err == nil {
+				err = s.wait.WaitFor(ctx, pos, "to_device")
 			}
-			if err := s.wait.WaitFor(ctx, pos, "to_device"); err != nil {
+			if err != nil {
+				stop()
 				return err
 			}
 			req.Since.Acked = req.Since.ToDevice // once, not on every look of a long-poll
 		}
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {
+			stop()
 			return s.syncAnswer(c, req, res, roomsAt)
 		}
 		if keys == nil {
@@ -116,11 +127,11 @@ func (s *Server) sync(c echo.Context) error {
 			if keys, err = s.syncWakeKeys(ctx, identity(c).UserID); err != nil {
 				return err
 			}
-		}
-		woke, stop := s.wait.Watch(keys...)
-		if anyClosed(moved) {
-			stop()
-			continue
+			woke, stop = s.wait.Watch(keys...)
+			if anyClosed(moved) {
+				stop()
+				continue
+			}
 		}
 		ok := waitAny(ctx, []<-chan struct{}{woke}, left)
 		stop()
@@ -130,15 +141,10 @@ func (s *Server) sync(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			roomsAt = s.wait.Position(roomsProjector)
-			return s.syncAnswer(c, req, res, roomsAt)
+			return s.syncAnswer(c, req, res, s.wait.Position(roomsProjector))
 		}
 	}
 }
-
-// SyncLooks is how many times /sync requests have read the read models since the
-// server started (a long-poll reads once, then again each time it wakes).
-func (s *Server) SyncLooks() int64 { return s.syncLooks.Load() }
 
 // syncWakeKeys are the wake keys of a user's long-poll: the user's and their joined
 // rooms'.
@@ -166,6 +172,10 @@ func anyClosed(chans []<-chan struct{}) bool {
 	}
 	return false
 }
+
+// SyncLooks is how many times /sync requests have read the read models since the
+// server started (a long-poll reads once, then again each time it wakes).
+func (s *Server) SyncLooks() int64 { return s.syncLooks.Load() }
 
 // syncAnswer sends a sync response with the device's key counts, which every response
 // carries, and the unread counts of its rooms (read only now, so that a long-poll's

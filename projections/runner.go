@@ -491,7 +491,7 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
 	err := r.applyLiveBatch(ctx, tx, p, events)
 	pending := r.pending[p.Name()]
-	pending.set(nil, false)
+	pending.set(nil, false) // until the keys are known
 	if w, ok := r.wakers[p.Name()]; ok && err == nil {
 		// What the batch concerns, for the long-polls to wake once it commits; unknown
 		// (everyone wakes) if that cannot be told.

@@ -112,24 +112,26 @@ func (r *Runner) Position(name string) eventlog.Position {
 // Wake wakes the watchers of keys, for changes that are not in the log (typing).
 func (r *Runner) Wake(keys ...string) { r.hub.wake(keys) }
 
-// pendingKeys are the wake keys of a live batch not committed yet.
+// pendingKeys are the wake keys of a live batch not committed yet. A commit that
+// applied nothing (it only moved the checkpoint past events the projector does not
+// handle) wakes nobody: known with no keys.
 type pendingKeys struct {
-	mu    sync.Mutex
-	keys  []string
-	known bool
+	mu      sync.Mutex
+	keys    []string
+	unknown bool
 }
 
 func (p *pendingKeys) set(keys []string, known bool) {
 	p.mu.Lock()
-	p.keys, p.known = keys, known
+	p.keys, p.unknown = keys, !known
 	p.mu.Unlock()
 }
 
 func (p *pendingKeys) take() ([]string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	keys, known := p.keys, p.known
-	p.keys, p.known = nil, false
+	keys, known := p.keys, !p.unknown
+	p.keys, p.unknown = nil, false
 	return keys, known
 }
 

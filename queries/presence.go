@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,9 +22,25 @@ type UserPresence struct {
 	CurrentlyActive *bool   `json:"currently_active,omitempty"`
 }
 
-// currentlyActiveWithin is how recent an online user's last update must be for them to
-// count as currently active.
-const currentlyActiveWithin = 60_000
+// currentlyActiveWithin is how recent an online user's last activity must be for them to
+// count as currently active (Synapse's window is similar).
+const currentlyActiveWithin = 5 * 60_000
+
+// UseActivity gives the time of each user's last request to this process, which is
+// fresher than what the log records (presence changes, and device sightings sampled
+// every few minutes). It is called once, before serving.
+func (q *Queries) UseActivity(fn func(userID string) time.Time) { q.activity = fn }
+
+// lastActive is when user was last active: the later of recorded (their last presence
+// change or device sighting) and their last request to this process.
+func (q *Queries) lastActive(user string, recorded time.Time) time.Time {
+	if q.activity != nil {
+		if t := q.activity(user); t.After(recorded) {
+			return t
+		}
+	}
+	return recorded
+}
 
 // Presence returns user's presence for viewer: their own, or that of a user they share
 // a room with (ErrPresenceForbidden otherwise). A user who never set one is offline;
@@ -51,7 +68,7 @@ func (q *Queries) Presence(ctx context.Context, viewer, user string) (UserPresen
 	if err != nil {
 		return UserPresence{}, fmt.Errorf("presence: %w", err)
 	}
-	ago := max(q.now().Sub(row.UpdatedAt).Milliseconds(), 0)
+	ago := max(q.now().Sub(q.lastActive(user, row.LastActive)).Milliseconds(), 0)
 	active := row.Presence == "online" && ago < currentlyActiveWithin
 	return UserPresence{Presence: row.Presence, LastActiveAgo: &ago, StatusMsg: row.StatusMsg, CurrentlyActive: &active}, nil
 }

@@ -26,6 +26,8 @@ type Queries struct {
 	q      *readdb.Queries
 	now    func() time.Time
 	tokens tokenCache
+	// activity gives users' last requests to this process (nil: unknown).
+	activity func(userID string) time.Time
 }
 
 // New returns Queries reading through pool.

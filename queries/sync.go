@@ -729,7 +729,7 @@ func (q *Queries) syncPresence(ctx context.Context, user string, joined []string
 	out := []json.RawMessage{}
 	now := q.now()
 	for _, r := range rows {
-		ago := max(now.Sub(r.UpdatedAt).Milliseconds(), 0)
+		ago := max(now.Sub(q.lastActive(r.UserID, r.LastActive)).Milliseconds(), 0)
 		content := map[string]any{"presence": r.Presence, "last_active_ago": ago,
 			"currently_active": r.Presence == "online" && ago < currentlyActiveWithin}
 		if r.StatusMsg != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -89,5 +90,41 @@ func TestPresenceOff(t *testing.T) {
 	p, err := alice.GetOwnPresence(ctx)
 	if err != nil || p.Presence != event.PresenceOffline {
 		t.Fatalf("presence with presence off: %+v %v", p, err)
+	}
+}
+
+// TestPresenceLastActive: last_active_ago follows the user's requests, not only their
+// presence changes, without a log write per request.
+func TestPresenceLastActive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	alice, bob := s.user(ctx, "alice"), s.user(ctx, "bob")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline}); err != nil {
+		t.Fatal(err)
+	}
+	const idle = 600 * time.Millisecond
+	<-time.After(idle) // real time must pass for last_active_ago to grow
+	p, err := bob.GetPresence(ctx, alice.ID)
+	if err != nil || int64(p.LastActiveAgo) < idle.Milliseconds() || !p.CurrentlyActive {
+		t.Fatalf("after %v idle: %+v %v", idle, p, err)
+	}
+	events := s.eventCount()
+	if _, err := alice.Whoami(ctx); err != nil { // any request is activity
+		t.Fatal(err)
+	}
+	p, err = bob.GetPresence(ctx, alice.ID)
+	if err != nil || int64(p.LastActiveAgo) >= idle.Milliseconds() || p.Presence != event.PresenceOnline {
+		t.Fatalf("after a request: %+v %v", p, err)
+	}
+	if n := s.eventCount(); n != events {
+		t.Fatalf("a request wrote %d events", n-events)
 	}
 }

@@ -184,6 +184,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	// announced by another process) may revoke one, so it empties the cache.
 	runner.OnAdvance("accounts", q.ForgetTokens)
 	srv := spelthttp.New(httpCfg, cmds, q, runner, e.logger)
+	q.UseActivity(srv.LastActive)
 	return &app{
 		env:      e,
 		notifier: notifier,

@@ -22,19 +22,29 @@ func (q *Queries) AccountExists(ctx context.Context, db DBTX, userID string) (bo
 }
 
 const presenceGet = `-- name: PresenceGet :one
-SELECT presence, status_msg, updated_at FROM user_presence WHERE user_id = $1
+SELECT p.presence, p.status_msg, p.updated_at,
+       greatest(p.updated_at, coalesce((SELECT max(d.last_seen_ts) FROM devices d WHERE d.user_id = p.user_id), p.updated_at))::timestamptz AS last_active
+FROM user_presence p WHERE p.user_id = $1
 `
 
 type PresenceGetRow struct {
-	Presence  string
-	StatusMsg *string
-	UpdatedAt time.Time
+	Presence   string
+	StatusMsg  *string
+	UpdatedAt  time.Time
+	LastActive time.Time
 }
 
+// A user's presence, and when one of their devices was last seen (sampled: see
+// account.devices_seen).
 func (q *Queries) PresenceGet(ctx context.Context, db DBTX, userID string) (PresenceGetRow, error) {
 	row := db.QueryRow(ctx, presenceGet, userID)
 	var i PresenceGetRow
-	err := row.Scan(&i.Presence, &i.StatusMsg, &i.UpdatedAt)
+	err := row.Scan(
+		&i.Presence,
+		&i.StatusMsg,
+		&i.UpdatedAt,
+		&i.LastActive,
+	)
 	return i, err
 }
 

@@ -152,9 +152,11 @@ func (q *Queries) SyncPositions(ctx context.Context, db DBTX) (SyncPositionsRow,
 }
 
 const syncPresence = `-- name: SyncPresence :many
-SELECT user_id, presence, status_msg, updated_at FROM user_presence
-WHERE stream_ordering > $1 AND stream_ordering <= $2 AND user_id = ANY($3::text[])
-ORDER BY stream_ordering
+SELECT p.user_id, p.presence, p.status_msg, p.updated_at,
+       greatest(p.updated_at, coalesce((SELECT max(d.last_seen_ts) FROM devices d WHERE d.user_id = p.user_id), p.updated_at))::timestamptz AS last_active
+FROM user_presence p
+WHERE p.stream_ordering > $1 AND p.stream_ordering <= $2 AND p.user_id = ANY($3::text[])
+ORDER BY p.stream_ordering
 `
 
 type SyncPresenceParams struct {
@@ -164,10 +166,11 @@ type SyncPresenceParams struct {
 }
 
 type SyncPresenceRow struct {
-	UserID    string
-	Presence  string
-	StatusMsg *string
-	UpdatedAt time.Time
+	UserID     string
+	Presence   string
+	StatusMsg  *string
+	UpdatedAt  time.Time
+	LastActive time.Time
 }
 
 // Presence changes after @since up to @at of the given users.
@@ -185,6 +188,7 @@ func (q *Queries) SyncPresence(ctx context.Context, db DBTX, arg SyncPresencePar
 			&i.Presence,
 			&i.StatusMsg,
 			&i.UpdatedAt,
+			&i.LastActive,
 		); err != nil {
 			return nil, err
 		}

@@ -1,5 +1,9 @@
 -- name: PresenceGet :one
-SELECT presence, status_msg, updated_at FROM user_presence WHERE user_id = @user_id;
+-- A user's presence, and when one of their devices was last seen (sampled: see
+-- account.devices_seen).
+SELECT p.presence, p.status_msg, p.updated_at,
+       greatest(p.updated_at, coalesce((SELECT max(d.last_seen_ts) FROM devices d WHERE d.user_id = p.user_id), p.updated_at))::timestamptz AS last_active
+FROM user_presence p WHERE p.user_id = @user_id;
 
 -- name: UsersShareARoom :one
 -- Whether two users are both joined to some room now.

@@ -31,9 +31,11 @@ ORDER BY stream_ordering;
 
 -- name: SyncPresence :many
 -- Presence changes after @since up to @at of the given users.
-SELECT user_id, presence, status_msg, updated_at FROM user_presence
-WHERE stream_ordering > @since AND stream_ordering <= @at AND user_id = ANY(@user_ids::text[])
-ORDER BY stream_ordering;
+SELECT p.user_id, p.presence, p.status_msg, p.updated_at,
+       greatest(p.updated_at, coalesce((SELECT max(d.last_seen_ts) FROM devices d WHERE d.user_id = p.user_id), p.updated_at))::timestamptz AS last_active
+FROM user_presence p
+WHERE p.stream_ordering > @since AND p.stream_ordering <= @at AND p.user_id = ANY(@user_ids::text[])
+ORDER BY p.stream_ordering;
 
 -- name: CoMembersAt :many
 -- The users joined at @at to any of @room_ids.
