@@ -139,7 +139,8 @@ type Server struct {
 	seen     *seenTracker
 	presence *presenceCache
 	// syncLooks counts the reads of /sync requests.
-	syncLooks atomic.Int64
+	syncLooks    atomic.Int64
+	memberCaches *memberCaches
 }
 
 // New builds the server and its routes.
@@ -156,11 +157,12 @@ func New(cfg Config, cmd Commands, q Queries, wait Waiter, logger *slog.Logger) 
 	}
 	s := &Server{
 		echo: e, cfg: cfg, cmd: cmd, q: q, wait: wait, logger: logger,
-		nonces:   newNonceStore(),
-		login:    newLimiter(cfg.RateLimits, cfg.LoginPerSecond, cfg.LoginBurst),
-		register: newLimiter(cfg.RateLimits, cfg.RegisterPerSecond, cfg.RegisterBurst),
-		seen:     newSeenTracker(),
-		presence: newPresenceCache(),
+		nonces:       newNonceStore(),
+		login:        newLimiter(cfg.RateLimits, cfg.LoginPerSecond, cfg.LoginBurst),
+		register:     newLimiter(cfg.RateLimits, cfg.RegisterPerSecond, cfg.RegisterBurst),
+		seen:         newSeenTracker(),
+		presence:     newPresenceCache(),
+		memberCaches: newMemberCaches(),
 	}
 	e.Pre(requestIDs, accessLog(logger), cors)
 	e.Use(recoverer(logger), noNUL, bodyLimit(cfg.MaxBodyBytes))

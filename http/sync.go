@@ -76,6 +76,9 @@ func (s *Server) sync(c echo.Context) error {
 		}
 	}
 	req.Typing = s.cfg.Typing.Changes
+	if id := identity(c); id.DeviceID != "" {
+		req.Members = s.memberCaches.of(id.UserID, id.DeviceID)
+	}
 	deadline := time.Now().Add(timeout)
 	var keys []string // what this user's long-poll waits on, once known
 	for {

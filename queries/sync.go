@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"spelt.dev/spelt/sql/gen/readdb"
 )
 
@@ -64,10 +66,15 @@ type SyncFilter struct {
 		IncludeLeave bool            `json:"include_leave"`
 		Timeline     RoomEventFilter `json:"timeline"`
 		State        RoomEventFilter `json:"state"`
+		Ephemeral    RoomEventFilter `json:"ephemeral"`
 		AccountData  RoomEventFilter `json:"account_data"`
 	} `json:"room"`
 	AccountData RoomEventFilter `json:"account_data"`
 	Presence    RoomEventFilter `json:"presence"`
+	// EventFields limits room events to these fields; EventFormat "federation" is not
+	// served (see README).
+	EventFields []string `json:"event_fields"`
+	EventFormat string   `json:"event_format"`
 }
 
 // SyncRequest is a GET /sync request.
@@ -79,7 +86,22 @@ type SyncRequest struct {
 	// since, who types there; nil: no typing.
 	Typing func(rooms []string, since int64) (int64, map[string][]string)
 
+	// Members remembers the member events this device was given, so that lazy
+	// loading without include_redundant_members does not give them again (nil: it
+	// gives them again).
+	Members MemberCache
+
 	ignored map[string]bool // the viewer's m.ignored_user_list, once read
+}
+
+// MemberCache remembers, for one device, the member event of each user in each room it
+// was last given.
+type MemberCache interface {
+	// Sent returns the member event of user in room the device was given ("" none).
+	Sent(room, user string) string
+	Record(room, user, eventID string)
+	// Reset forgets everything: the device starts again (an initial sync).
+	Reset()
 }
 
 // ignoring reads the viewer's ignored users (spec: client-server API, "Ignoring Users"):
@@ -270,6 +292,9 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		Presence: eventList{Events: []json.RawMessage{}}, ToDevice: eventList{Events: []json.RawMessage{}},
 		DeviceLists: SyncDeviceLists{Changed: []string{}, Left: []string{}}, OTKCounts: map[string]int{}, FallbackKeys: []string{}}
 	initial := req.Since == nil
+	if initial && req.Members != nil {
+		req.Members.Reset()
+	}
 	// Messages the previous sync gave are acknowledged by this one (spec: "Send-to-Device
 	// messaging": deleted once the client acknowledges them with a later since).
 	if !initial && since.Acked < since.ToDevice {
@@ -373,6 +398,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 			if err != nil {
 				return nil, err
 			}
+			dropRedundantMembers(room, jr, req)
 			jr.AccountData.Events = orEmpty(roomData[room])
 			jr.Ephemeral.Events = orEmpty(receipts[room])
 			if users, ok := typingIn[room]; ok {
@@ -426,6 +452,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 	}
 	out.NextBatch = now.String()
+	defer applyFilters(out, req.Filter)
 	if initial || since.Presence < now.Presence {
 		if joined == nil && len(memberships) == 0 {
 			// The memberships were not read (nothing moved in rooms): read them now.
@@ -513,6 +540,38 @@ func (q *Queries) timelineRows(ctx context.Context, v Viewer, room string, after
 	return picked, limited, nil
 }
 
+// dropRedundantMembers takes out of a joined room's state the member events the device
+// was already given, when lazy loading without include_redundant_members (spec:
+// "Lazy-loading room members"), and records the member events it is given now, in
+// the state or the timeline.
+func dropRedundantMembers(room string, jr *JoinedRoom, req SyncRequest) {
+	f := req.Filter.Room.State
+	if req.Members == nil || !f.LazyLoadMembers {
+		return
+	}
+	memberOf := func(e json.RawMessage) (user, eventID string, ok bool) {
+		r := gjson.GetManyBytes(e, "type", "state_key", "event_id")
+		return r[1].Str, r[2].Str, r[0].Str == "m.room.member" && r[1].Exists()
+	}
+	kept := jr.State.Events[:0]
+	for _, e := range jr.State.Events {
+		user, id, ok := memberOf(e)
+		if ok && !f.IncludeRedundantMembers && req.Members.Sent(room, user) == id {
+			continue
+		}
+		if ok {
+			req.Members.Record(room, user, id)
+		}
+		kept = append(kept, e)
+	}
+	jr.State.Events = kept
+	for _, e := range jr.Timeline.Events {
+		if user, id, ok := memberOf(e); ok {
+			req.Members.Record(room, user, id)
+		}
+	}
+}
+
 // syncJoined builds a joined room's section. A room new to the sync (first sync, a new
 // join, full_state) gets its whole state as of the timeline's start; otherwise the state
 // that changed between the token and the timeline's start (a gap, when the timeline is
@@ -592,9 +651,9 @@ func (q *Queries) stateFilter(ctx context.Context, user, room string, since, sta
 	}
 	lazy := f.Room.State.LazyLoadMembers
 	// With lazy loading, an incremental sync also gives the member events of the
-	// timeline's senders whose membership did not change: Spelt does not track which it
-	// sent a device before, so it sends them again (as include_redundant_members asks),
-	// rather than leave a client without a sender's name.
+	// timeline's senders whose membership did not change; those the device was already
+	// given are taken out afterwards (dropRedundantMembers), unless the filter asks for
+	// redundant members.
 	extra := 0
 	if lazy && changed != nil {
 		for s := range senders {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -653,6 +655,43 @@ func TestSyncLazyMembersIncremental(t *testing.T) {
 	if !found {
 		t.Fatalf("carol's member event is missing from the incremental sync: %+v", b1.Rooms.Join[room].State.Events)
 	}
+
+	// Once given, carol's member event is not given again (include_redundant_members
+	// is false by default)...
+	carolMember := func(r *mautrix.RespSync) bool {
+		for _, e := range r.Rooms.Join[room].State.Events {
+			if e.Type == event.StateMember && e.GetStateKey() == string(carol.ID) {
+				return true
+			}
+		}
+		return false
+	}
+	if _, err := carol.SendText(ctx, room, "again"); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := bob.SyncRequest(ctx, 0, b1.NextBatch, filter.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if carolMember(b2) {
+		t.Fatal("carol's member event was given again")
+	}
+	// ... unless the filter asks for redundant members.
+	redundant, err := bob.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{
+		Timeline: &mautrix.FilterPart{Limit: 3}, State: &mautrix.FilterPart{LazyLoadMembers: true, IncludeRedundantMembers: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.SendText(ctx, room, "and again"); err != nil {
+		t.Fatal(err)
+	}
+	b3, err := bob.SyncRequest(ctx, 0, b2.NextBatch, redundant.FilterID, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !carolMember(b3) {
+		t.Fatal("include_redundant_members: carol's member event is missing")
+	}
 }
 
 // TestSyncWakesOnlyForRelevantChanges: a long-poll wakes for a change in one of its
@@ -712,5 +751,80 @@ func TestSyncWakesOnlyForRelevantChanges(t *testing.T) {
 	// for a move between a look and its watch, and the wake-up), not once per message.
 	if n := s.app.http.SyncLooks() - looks; n > 4 {
 		t.Fatalf("the long-poll looked %d times for 21 changes that were not hers", n)
+	}
+}
+
+// TestSyncFilterSections: event_fields, and the account data, presence and ephemeral
+// filters.
+func TestSyncFilterSections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	ann, bo := s.user(ctx, "ann"), s.user(ctx, "bo")
+	created, err := ann.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := bo.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bo.SendText(ctx, room, "fields")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.MarkRead(ctx, room, msg.EventID); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"org.example.keep", "org.example.drop"} {
+		if err := ann.SetAccountData(ctx, typ, map[string]string{"x": "y"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bo.SetPresence(ctx, mautrix.ReqPresence{Presence: "online"}); err != nil {
+		t.Fatal(err)
+	}
+	filter := mustJSON(t, map[string]any{
+		"event_fields": []string{"type", "content.body", "event_id"},
+		"account_data": map[string]any{"types": []string{"org.example.keep"}},
+		"presence":     map[string]any{"not_types": []string{"m.presence"}},
+		"room": map[string]any{
+			"ephemeral": map[string]any{"not_types": []string{"m.receipt"}},
+			"timeline":  map[string]any{"types": []string{"m.room.message"}},
+		},
+	})
+	status, _, body := s.raw("GET", "/_matrix/client/v3/sync?filter="+url.QueryEscape(string(filter)), ann.AccessToken, nil)
+	if status != 200 {
+		t.Fatalf("sync: %d %v", status, body)
+	}
+	var r struct {
+		AccountData struct{ Events []map[string]any } `json:"account_data"`
+		Presence    struct{ Events []map[string]any } `json:"presence"`
+		Rooms       struct {
+			Join map[string]struct {
+				Timeline  struct{ Events []map[string]any } `json:"timeline"`
+				Ephemeral struct{ Events []map[string]any } `json:"ephemeral"`
+			} `json:"join"`
+		} `json:"rooms"`
+	}
+	_ = json.Unmarshal(mustJSON(t, body), &r)
+	if len(r.AccountData.Events) != 1 || r.AccountData.Events[0]["type"] != "org.example.keep" {
+		t.Errorf("account data: %v", r.AccountData.Events)
+	}
+	if len(r.Presence.Events) != 0 {
+		t.Errorf("presence: %v", r.Presence.Events)
+	}
+	jr := r.Rooms.Join[string(room)]
+	if len(jr.Ephemeral.Events) != 0 {
+		t.Errorf("ephemeral: %v", jr.Ephemeral.Events)
+	}
+	if len(jr.Timeline.Events) != 1 {
+		t.Fatalf("timeline: %v", jr.Timeline.Events)
+	}
+	ev := jr.Timeline.Events[0]
+	content, _ := ev["content"].(map[string]any)
+	// What was asked, and the fields every event must have.
+	if len(ev) != 5 || ev["type"] != "m.room.message" || ev["event_id"] != string(msg.EventID) || len(content) != 1 || content["body"] != "fields" {
+		t.Errorf("event_fields: %v", ev)
 	}
 }
