@@ -121,8 +121,6 @@ type Waiter interface {
 	// Watch returns a channel closed when a projected change concerns one of keys
 	// (eventlog.UserWakeKey, RoomWakeKey), and the function that stops watching.
 	Watch(keys ...string) (<-chan struct{}, func())
-	// Position returns the position a projector has applied, as this process knows.
-	Position(projector string) eventlog.Position
 }
 
 // Server is the HTTP front of Spelt.

@@ -103,7 +103,6 @@ func (s *Server) sync(c echo.Context) error {
 			stop()
 			return err
 		}
-		roomsAt := s.wait.Position(roomsProjector) // at least what the read saw
 		if res.ToDeviceAck > 0 {
 			// The client has the messages up to its token: they can go (spec: "the
 			// server should delete them once the client has acknowledged them").
@@ -121,7 +120,7 @@ func (s *Server) sync(c echo.Context) error {
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {
 			stop()
-			return s.syncAnswer(c, req, res, roomsAt)
+			return s.syncAnswer(c, req, res)
 		}
 		if keys == nil {
 			// Only changes that concern the user wake the long-poll: theirs (account
@@ -144,7 +143,7 @@ func (s *Server) sync(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			return s.syncAnswer(c, req, res, s.wait.Position(roomsProjector))
+			return s.syncAnswer(c, req, res)
 		}
 	}
 }
@@ -182,10 +181,9 @@ func (s *Server) SyncLooks() int64 { return s.syncLooks.Load() }
 
 // syncAnswer sends a sync response with the device's key counts, which every response
 // carries, and the unread counts of its rooms (read only now, so that a long-poll's
-// empty looks cost nothing more). The counts come from the notifications projector,
-// which may trail the rooms projector: they wait until it has applied what the
-// response's timelines show (roomsAt).
-func (s *Server) syncAnswer(c echo.Context, req queries.SyncRequest, res *queries.Sync, roomsAt eventlog.Position) error {
+// empty looks cost nothing more; the rooms projector writes the counts' rows in the
+// transactions of the events, so they match the timelines).
+func (s *Server) syncAnswer(c echo.Context, req queries.SyncRequest, res *queries.Sync) error {
 	ctx := c.Request().Context()
 	id := identity(c)
 	var err error
@@ -193,9 +191,6 @@ func (s *Server) syncAnswer(c echo.Context, req queries.SyncRequest, res *querie
 		return err
 	}
 	if len(res.Rooms.Join) > 0 {
-		if err := s.wait.WaitFor(ctx, roomsAt, "notifications"); err != nil {
-			return err
-		}
 		if err := s.q.AddUnreadCounts(ctx, viewer(c), res, req.Filter.Room.Timeline.UnreadThreadNotifications); err != nil {
 			return err
 		}

@@ -660,6 +660,6 @@ func (RegistrationTokens) Apply(ctx context.Context, tx pgx.Tx, events []eventlo
 
 // All returns every projector Spelt runs for the server serverName.
 func All(serverName string) []Projector {
-	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, Rooms{}, Filters{}, AccountData{}, Presence{}, Receipts{},
-		ToDevice{}, E2EKeys{}, Profiles{}, Notifications{ServerName: serverName}}
+	return []Projector{Accounts{}, RegistrationTokens{}, Threepids{}, NewRooms(serverName), Filters{}, AccountData{}, Presence{}, Receipts{},
+		ToDevice{}, E2EKeys{}, Profiles{}}
 }

@@ -5,43 +5,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
-	"maunium.net/go/mautrix/pushrules"
 
-	"spelt.dev/spelt/eventlog"
-	"spelt.dev/spelt/internal/pdus"
 	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/internal/push"
 	"spelt.dev/spelt/sql/gen/projdb"
 )
 
-// Notifications projects which room events notify (and highlight for) each joined
-// local member, by the server-default push rules (spec: client-server API, "Push
-// Rules"), for the unread counts of /sync. The room state the rules look at (members
-// and their display names, power levels) it keeps itself from the events, so that it
-// depends on the log alone; a redacted event notifies no more.
-type Notifications struct {
-	// ServerName is this server's name: only its users are notified here.
-	ServerName string
-}
-
-// Name implements Projector.
-func (Notifications) Name() string { return "notifications" }
-
-// Version implements Projector.
-func (Notifications) Version() int { return 1 }
-
-// Tables implements Projector.
-func (Notifications) Tables() []string {
-	return []string{"push_room_members", "push_room_power_levels", "event_push_actions"}
-}
-
-// Handles implements Projector.
-func (Notifications) Handles(t string) bool { return t == eventlog.TypeRoomEventAccepted }
+// The rooms projector also projects which room events notify (and highlight for)
+// each joined local member, by the server-default push rules (spec: client-server
+// API, "Push Rules"), for the unread counts of /sync: in its transaction, so that the
+// counts always match the timelines. The room state the rules look at (members and
+// their display names, power levels) it keeps in tables of its own, so that they
+// depend on the log alone; a redacted event notifies no more.
 
 // notifyRoom is what the push rules see of one room during a batch.
 type notifyRoom struct {
@@ -49,85 +29,91 @@ type notifyRoom struct {
 	power   *event.PowerLevelsEventContent
 }
 
-// Apply implements Projector.
-func (n Notifications) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-	q := projdb.New()
-	type item struct {
-		d  eventlog.RoomEventAccepted
-		ev *pdus.Event
+// ruleCache keeps users' rule sets between batches (parsing one takes tens of
+// microseconds); a rule set depends on the user ID alone, so keeping it does not make
+// the projection depend on anything but the log.
+type ruleCache struct {
+	mu   sync.Mutex
+	sets map[string]*push.Rules
+}
+
+// maxCachedRulesets bounds the cache; past it, it starts again empty.
+const maxCachedRulesets = 50_000
+
+func (c *ruleCache) get(user string) (*push.Rules, error) {
+	c.mu.Lock()
+	rs := c.sets[user]
+	c.mu.Unlock()
+	if rs != nil {
+		return rs, nil
 	}
-	items := make([]item, 0, len(events))
-	var roomIDs []string
+	set, err := push.DefaultRuleset(user)
+	if err != nil {
+		return nil, err
+	}
+	rs = push.Compile(set)
+	c.mu.Lock()
+	if len(c.sets) >= maxCachedRulesets {
+		clear(c.sets)
+	}
+	c.sets[user] = rs
+	c.mu.Unlock()
+	return rs, nil
+}
+
+// notifyRooms reads what the rooms projector's prelude gives of the push rules' room
+// state: members ([room, user, display name]) and power levels ([room, content]).
+func notifyRooms(members, power string) (map[string]*notifyRoom, error) {
 	rooms := map[string]*notifyRoom{}
-	for _, e := range events {
-		var d eventlog.RoomEventAccepted
-		if err := e.Decode(&d); err != nil {
-			return fmt.Errorf("notifications: %w", err)
+	room := func(id string) *notifyRoom {
+		if rooms[id] == nil {
+			rooms[id] = &notifyRoom{members: map[string]string{}}
 		}
-		ev, err := pdus.Parse(d.RoomVersion, d.EventID, d.PDU)
-		if err != nil {
-			return fmt.Errorf("notifications: %w", err)
-		}
-		items = append(items, item{d, ev})
-		if rooms[d.RoomID] == nil {
-			rooms[d.RoomID] = &notifyRoom{members: map[string]string{}}
-			roomIDs = append(roomIDs, d.RoomID)
-		}
+		return rooms[id]
 	}
-	members, err := q.PushRoomMembers(ctx, tx, roomIDs)
-	if err != nil {
-		return fmt.Errorf("notifications: %w", err)
+	var ms [][3]string
+	if err := json.Unmarshal([]byte(members), &ms); err != nil {
+		return nil, err
 	}
-	for _, m := range members {
-		rooms[m.RoomID].members[m.UserID] = m.Displayname
+	for _, m := range ms {
+		room(m[0]).members[m[1]] = m[2]
 	}
-	levels, err := q.PushRoomPowerLevels(ctx, tx, roomIDs)
-	if err != nil {
-		return fmt.Errorf("notifications: %w", err)
+	var ps [][2]json.RawMessage
+	if err := json.Unmarshal([]byte(power), &ps); err != nil {
+		return nil, err
 	}
-	for _, l := range levels {
+	for _, p := range ps {
+		var id string
 		var pl event.PowerLevelsEventContent
-		if json.Unmarshal([]byte(l.Content), &pl) == nil {
-			rooms[l.RoomID].power = &pl
+		if json.Unmarshal(p[0], &id) == nil && json.Unmarshal(p[1], &pl) == nil {
+			room(id).power = &pl
 		}
 	}
-	var b pgbatch.DB
-	rulesets := map[string]*pushrules.PushRuleset{}
+	return rooms, nil
+}
+
+// notify queues in b the notifications of parsed room events (in log order), judged
+// by rooms (notifyRooms), which it keeps up to date.
+func notify(ctx context.Context, b *pgbatch.DB, serverName string, rules *ruleCache, items []parsedEvent, rooms map[string]*notifyRoom) error {
+	q := projdb.New()
+	for _, it := range items {
+		if rooms[it.d.RoomID] == nil {
+			rooms[it.d.RoomID] = &notifyRoom{members: map[string]string{}}
+		}
+	}
+	if rules == nil {
+		rules = newRuleCache()
+	}
+	var err error
 	for _, it := range items {
 		r := rooms[it.d.RoomID]
 		if redacts := it.ev.Redacts(); it.ev.Type() == "m.room.redaction" && redacts != "" {
-			if err := q.EventPushActionsDeleteEvent(ctx, &b, redacts); err != nil {
+			if err := q.EventPushActionsDeleteEvent(ctx, b, redacts); err != nil {
 				return fmt.Errorf("notifications: %w", err)
 			}
 		}
-		var evt event.Event
-		if err := json.Unmarshal(it.d.PDU, &evt); err != nil {
-			return fmt.Errorf("notifications: %w", err)
-		}
-		evt.ID, evt.RoomID = id.EventID(it.d.EventID), id.RoomID(it.d.RoomID)
-		thread := "main"
-		if rel := gjson.GetBytes(it.d.PDU, "content.m\\.relates_to"); rel.Get("rel_type").Str == "m.thread" && rel.Get("event_id").Str != "" {
-			thread = rel.Get("event_id").Str
-		}
-		for user, name := range r.members {
-			if user == it.ev.Sender() || !strings.HasSuffix(user, ":"+n.ServerName) {
-				continue
-			}
-			rs := rulesets[user]
-			if rs == nil {
-				if rs, err = push.DefaultRuleset(user); err != nil {
-					return fmt.Errorf("notifications: %w", err)
-				}
-				rulesets[user] = rs
-			}
-			notify, highlight := push.Evaluate(rs, push.Room{Displayname: name, Members: len(r.members), PowerLevels: r.power}, &evt)
-			if !notify {
-				continue
-			}
-			if err := q.EventPushActionInsert(ctx, &b, projdb.EventPushActionInsertParams{UserID: user, EventID: it.d.EventID,
-				RoomID: it.d.RoomID, ThreadID: thread, Highlight: highlight}); err != nil {
-				return fmt.Errorf("notifications: %w", err)
-			}
+		if err := notifyMembers(ctx, b, q, serverName, rules, it, r); err != nil {
+			return err
 		}
 		// The event changes the state the next events are judged by.
 		key, isState := it.ev.StateKey()
@@ -139,10 +125,10 @@ func (n Notifications) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.E
 					name = key
 				}
 				r.members[key] = name
-				err = q.PushRoomMemberUpsert(ctx, &b, projdb.PushRoomMemberUpsertParams{RoomID: it.d.RoomID, UserID: key, Displayname: name})
+				err = q.PushRoomMemberUpsert(ctx, b, projdb.PushRoomMemberUpsertParams{RoomID: it.d.RoomID, UserID: key, Displayname: name})
 			} else {
 				delete(r.members, key)
-				err = q.PushRoomMemberDelete(ctx, &b, projdb.PushRoomMemberDeleteParams{RoomID: it.d.RoomID, UserID: key})
+				err = q.PushRoomMemberDelete(ctx, b, projdb.PushRoomMemberDeleteParams{RoomID: it.d.RoomID, UserID: key})
 			}
 		case isState && key == "" && it.ev.Type() == "m.room.power_levels":
 			content := gjson.GetBytes(it.d.PDU, "content").Raw
@@ -150,11 +136,57 @@ func (n Notifications) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.E
 			if json.Unmarshal([]byte(content), &pl) == nil {
 				r.power = &pl
 			}
-			err = q.PushRoomPowerLevelsUpsert(ctx, &b, projdb.PushRoomPowerLevelsUpsertParams{RoomID: it.d.RoomID, Content: []byte(content)})
+			err = q.PushRoomPowerLevelsUpsert(ctx, b, projdb.PushRoomPowerLevelsUpsertParams{RoomID: it.d.RoomID, Content: []byte(content)})
 		}
 		if err != nil {
 			return fmt.Errorf("notifications: %w", err)
 		}
 	}
-	return b.Send(ctx, tx)
+	return nil
 }
+
+// notifyMembers queues the notifications of one event for the room's joined local
+// members but its sender.
+func notifyMembers(ctx context.Context, b *pgbatch.DB, q *projdb.Queries, serverName string, rules *ruleCache, it parsedEvent, r *notifyRoom) error {
+	var candidates []string
+	for user := range r.members {
+		if user != it.ev.Sender() && strings.HasSuffix(user, ":"+serverName) {
+			candidates = append(candidates, user)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil // nobody to notify: no need to look at the event
+	}
+	var evt event.Event
+	if err := json.Unmarshal(it.d.PDU, &evt); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	evt.ID, evt.RoomID = id.EventID(it.d.EventID), id.RoomID(it.d.RoomID)
+	judged := push.NewEvent(&evt)
+	thread := "main"
+	if rel := gjson.GetBytes(it.d.PDU, "content.m\\.relates_to"); rel.Get("rel_type").Str == "m.thread" && rel.Get("event_id").Str != "" {
+		thread = rel.Get("event_id").Str
+	}
+	var users []string
+	var highlights []bool
+	for _, user := range candidates {
+		rs, err := rules.get(user)
+		if err != nil {
+			return fmt.Errorf("notifications: %w", err)
+		}
+		notify, highlight := judged.Evaluate(rs, push.Room{Displayname: r.members[user], Members: len(r.members), PowerLevels: r.power})
+		if notify {
+			users, highlights = append(users, user), append(highlights, highlight)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	if err := q.EventPushActionsInsert(ctx, b, projdb.EventPushActionsInsertParams{EventID: it.d.EventID, RoomID: it.d.RoomID,
+		ThreadID: thread, UserIds: users, Highlights: highlights}); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	return nil
+}
+
+func newRuleCache() *ruleCache { return &ruleCache{sets: map[string]*push.Rules{}} }

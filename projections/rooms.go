@@ -22,17 +22,25 @@ import (
 //
 // Each room event gets the next stream_ordering, a dense number assigned in log order:
 // a replay assigns the same numbers, so pagination tokens survive it.
-type Rooms struct{}
+type Rooms struct {
+	// ServerName is this server's name: only its users get notifications here.
+	ServerName string
+	rules      *ruleCache
+}
+
+// NewRooms returns the rooms projector of the server serverName.
+func NewRooms(serverName string) Rooms { return Rooms{ServerName: serverName, rules: newRuleCache()} }
 
 // Name implements Projector.
 func (Rooms) Name() string { return "rooms" }
 
 // Version implements Projector.
-func (Rooms) Version() int { return 2 }
+func (Rooms) Version() int { return 3 }
 
 // Tables implements Projector.
 func (Rooms) Tables() []string {
-	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports", "erased_users"}
+	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports", "erased_users",
+		"push_room_members", "push_room_power_levels", "event_push_actions"}
 }
 
 // Handles implements Projector.
@@ -72,7 +80,7 @@ type batchEvent struct {
 // Apply implements Projector. It reads what the batch's events need (the last
 // ordering, the rooms' history visibility, the state their state events replace) in one
 // round trip, then queues every row in one pipelined batch.
-func (Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
+func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	q := projdb.New()
 	rb := &roomsBatch{ctx: ctx, tx: tx, q: q, hv: map[string]string{}, state: map[stateKey]string{},
 		events: map[string]batchEvent{}, versions: map[string]string{}, last: map[string]int64{}, reports: -1,
@@ -136,15 +144,24 @@ func (Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) erro
 	for _, c := range cur {
 		rb.state[stateKey{c.RoomID, c.Type, c.StateKey}] = c.EventID
 	}
+	items := make([]parsedEvent, 0, len(rb.parsed))
 	for i, e := range events {
 		if p, ok := rb.parsed[i]; ok {
 			err = rb.roomEvent(p.d, p.ev)
+			items = append(items, p)
 		} else {
 			err = rb.apply(e)
 		}
 		if err != nil {
 			return fmt.Errorf("rooms: %w", err)
 		}
+	}
+	push, err := notifyRooms(row.PushMembers, row.PushPower)
+	if err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	if err := notify(ctx, &rb.b, r.ServerName, r.rules, items, push); err != nil {
+		return fmt.Errorf("rooms: %w", err)
 	}
 	return rb.b.Send(ctx, tx)
 }

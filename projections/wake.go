@@ -99,16 +99,6 @@ func (h *hub) wakeAll() {
 // that nothing moved meanwhile.
 func (r *Runner) Watch(keys ...string) (<-chan struct{}, func()) { return r.hub.watch(keys) }
 
-// Position returns the position this process knows projector name has applied.
-func (r *Runner) Position(name string) eventlog.Position {
-	st, ok := r.states[name]
-	if !ok {
-		return eventlog.Position{}
-	}
-	pos, _ := st.get()
-	return pos
-}
-
 // Wake wakes the watchers of keys, for changes that are not in the log (typing).
 func (r *Runner) Wake(keys ...string) { r.hub.wake(keys) }
 

@@ -27,7 +27,8 @@ type Queries struct {
 	now    func() time.Time
 	tokens tokenCache
 	// activity gives users' last requests to this process (nil: unknown).
-	activity func(userID string) time.Time
+	activity  func(userID string) time.Time
+	keyCounts keyCountCache
 }
 
 // New returns Queries reading through pool.

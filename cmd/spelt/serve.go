@@ -183,6 +183,7 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	// Resolved access tokens are cached; any change to the accounts read model (here or
 	// announced by another process) may revoke one, so it empties the cache.
 	runner.OnAdvance("accounts", q.ForgetTokens)
+	runner.OnAdvance("e2e_keys", q.ForgetKeyCounts)
 	srv := spelthttp.New(httpCfg, cmds, q, runner, e.logger)
 	q.UseActivity(srv.LastActive)
 	return &app{

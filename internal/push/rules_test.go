@@ -10,7 +10,8 @@ import (
 
 func TestDefaultRules(t *testing.T) {
 	t.Parallel()
-	rs, err := DefaultRuleset("@ann:spelt.test")
+	set, err := DefaultRuleset("@ann:spelt.test")
+	rs := Compile(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestDefaultRules(t *testing.T) {
 		{"tombstone", big, ev("@mod:spelt.test", "m.room.tombstone", `{}`, &empty), true, true},
 		{"topic", big, ev("@bob:spelt.test", "m.room.topic", `{"topic":"x"}`, &empty), false, false},
 	} {
-		notify, highlight := Evaluate(rs, c.room, c.evt)
+		notify, highlight := NewEvent(c.evt).Evaluate(rs, c.room)
 		if notify != c.notify || highlight != c.highlight {
 			t.Errorf("%s: notify %v highlight %v, want %v %v", c.name, notify, highlight, c.notify, c.highlight)
 		}

@@ -9,36 +9,38 @@ import (
 	"context"
 )
 
-const eventPushActionInsert = `-- name: EventPushActionInsert :exec
-INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
-`
-
-type EventPushActionInsertParams struct {
-	UserID    string
-	EventID   string
-	RoomID    string
-	ThreadID  string
-	Highlight bool
-}
-
-func (q *Queries) EventPushActionInsert(ctx context.Context, db DBTX, arg EventPushActionInsertParams) error {
-	_, err := db.Exec(ctx, eventPushActionInsert,
-		arg.UserID,
-		arg.EventID,
-		arg.RoomID,
-		arg.ThreadID,
-		arg.Highlight,
-	)
-	return err
-}
-
 const eventPushActionsDeleteEvent = `-- name: EventPushActionsDeleteEvent :exec
 DELETE FROM event_push_actions WHERE event_id = $1
 `
 
 func (q *Queries) EventPushActionsDeleteEvent(ctx context.Context, db DBTX, eventID string) error {
 	_, err := db.Exec(ctx, eventPushActionsDeleteEvent, eventID)
+	return err
+}
+
+const eventPushActionsInsert = `-- name: EventPushActionsInsert :exec
+INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight)
+SELECT unnest($1::text[]), $2, $3, $4, unnest($5::boolean[])
+ON CONFLICT DO NOTHING
+`
+
+type EventPushActionsInsertParams struct {
+	UserIds    []string
+	EventID    string
+	RoomID     string
+	ThreadID   string
+	Highlights []bool
+}
+
+// An event's notifications, one row per user, in one statement.
+func (q *Queries) EventPushActionsInsert(ctx context.Context, db DBTX, arg EventPushActionsInsertParams) error {
+	_, err := db.Exec(ctx, eventPushActionsInsert,
+		arg.UserIds,
+		arg.EventID,
+		arg.RoomID,
+		arg.ThreadID,
+		arg.Highlights,
+	)
 	return err
 }
 
@@ -70,59 +72,6 @@ type PushRoomMemberUpsertParams struct {
 func (q *Queries) PushRoomMemberUpsert(ctx context.Context, db DBTX, arg PushRoomMemberUpsertParams) error {
 	_, err := db.Exec(ctx, pushRoomMemberUpsert, arg.RoomID, arg.UserID, arg.Displayname)
 	return err
-}
-
-const pushRoomMembers = `-- name: PushRoomMembers :many
-SELECT room_id, user_id, displayname FROM push_room_members WHERE room_id = ANY($1::text[])
-`
-
-func (q *Queries) PushRoomMembers(ctx context.Context, db DBTX, roomIds []string) ([]PushRoomMember, error) {
-	rows, err := db.Query(ctx, pushRoomMembers, roomIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []PushRoomMember{}
-	for rows.Next() {
-		var i PushRoomMember
-		if err := rows.Scan(&i.RoomID, &i.UserID, &i.Displayname); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const pushRoomPowerLevels = `-- name: PushRoomPowerLevels :many
-SELECT room_id, content::text AS content FROM push_room_power_levels WHERE room_id = ANY($1::text[])
-`
-
-type PushRoomPowerLevelsRow struct {
-	RoomID  string
-	Content string
-}
-
-func (q *Queries) PushRoomPowerLevels(ctx context.Context, db DBTX, roomIds []string) ([]PushRoomPowerLevelsRow, error) {
-	rows, err := db.Query(ctx, pushRoomPowerLevels, roomIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []PushRoomPowerLevelsRow{}
-	for rows.Next() {
-		var i PushRoomPowerLevelsRow
-		if err := rows.Scan(&i.RoomID, &i.Content); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const pushRoomPowerLevelsUpsert = `-- name: PushRoomPowerLevelsUpsert :exec

@@ -300,7 +300,11 @@ SELECT
     coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'type', s.type, 'state_key', s.state_key, 'event_id', s.event_id))
         FROM room_state s
         WHERE s.to_ordering IS NULL
-          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest($2::text[]), unnest($3::text[]), unnest($4::text[]))), '[]')::text AS current_state
+          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest($2::text[]), unnest($3::text[]), unnest($4::text[]))), '[]')::text AS current_state,
+    coalesce((SELECT json_agg(json_build_array(m.room_id, m.user_id, m.displayname))
+        FROM push_room_members m WHERE m.room_id = ANY($1::text[])), '[]')::text AS push_members,
+    coalesce((SELECT json_agg(json_build_array(p.room_id, p.content))
+        FROM push_room_power_levels p WHERE p.room_id = ANY($1::text[])), '[]')::text AS push_power
 `
 
 type RoomsBatchPreludeParams struct {
@@ -314,11 +318,14 @@ type RoomsBatchPreludeRow struct {
 	MaxOrdering  int64
 	Visibilities string
 	CurrentState string
+	PushMembers  string
+	PushPower    string
 }
 
 // What the rooms projector reads before a batch, in one round trip: the last stream
-// ordering, the current history visibility of the batch's rooms, and the current event
-// of the state keys its state events replace.
+// ordering, the current history visibility of the batch's rooms, the current event
+// of the state keys its state events replace, and what the push rules look at (the
+// rooms' joined members with display names, and power levels).
 func (q *Queries) RoomsBatchPrelude(ctx context.Context, db DBTX, arg RoomsBatchPreludeParams) (RoomsBatchPreludeRow, error) {
 	row := db.QueryRow(ctx, roomsBatchPrelude,
 		arg.Rooms,
@@ -327,7 +334,13 @@ func (q *Queries) RoomsBatchPrelude(ctx context.Context, db DBTX, arg RoomsBatch
 		arg.StateKeys,
 	)
 	var i RoomsBatchPreludeRow
-	err := row.Scan(&i.MaxOrdering, &i.Visibilities, &i.CurrentState)
+	err := row.Scan(
+		&i.MaxOrdering,
+		&i.Visibilities,
+		&i.CurrentState,
+		&i.PushMembers,
+		&i.PushPower,
+	)
 	return i, err
 }
 

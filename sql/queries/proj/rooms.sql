@@ -51,8 +51,9 @@ VALUES (@report_id, @room_id, @event_id, @reporter, @reason, @score, @reported_a
 
 -- name: RoomsBatchPrelude :one
 -- What the rooms projector reads before a batch, in one round trip: the last stream
--- ordering, the current history visibility of the batch's rooms, and the current event
--- of the state keys its state events replace.
+-- ordering, the current history visibility of the batch's rooms, the current event
+-- of the state keys its state events replace, and what the push rules look at (the
+-- rooms' joined members with display names, and power levels).
 SELECT
     (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS max_ordering,
     coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'hv', e.event->'content'->>'history_visibility'))
@@ -62,7 +63,11 @@ SELECT
     coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'type', s.type, 'state_key', s.state_key, 'event_id', s.event_id))
         FROM room_state s
         WHERE s.to_ordering IS NULL
-          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest(@state_rooms::text[]), unnest(@state_types::text[]), unnest(@state_keys::text[]))), '[]')::text AS current_state;
+          AND (s.room_id, s.type, s.state_key) IN (SELECT unnest(@state_rooms::text[]), unnest(@state_types::text[]), unnest(@state_keys::text[]))), '[]')::text AS current_state,
+    coalesce((SELECT json_agg(json_build_array(m.room_id, m.user_id, m.displayname))
+        FROM push_room_members m WHERE m.room_id = ANY(@rooms::text[])), '[]')::text AS push_members,
+    coalesce((SELECT json_agg(json_build_array(p.room_id, p.content))
+        FROM push_room_power_levels p WHERE p.room_id = ANY(@rooms::text[])), '[]')::text AS push_power;
 
 -- name: ErasedUserInsert :exec
 INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON CONFLICT DO NOTHING;
