@@ -20,11 +20,10 @@ CREATE TABLE event_push_actions (
     room_id text NOT NULL,
     thread_id text NOT NULL,
     highlight boolean NOT NULL,
-    -- By event first: a redaction deletes its event's rows through it, and the counts
-    -- go through the index below (two indexes a row, not three).
-    PRIMARY KEY (event_id, user_id)
+    PRIMARY KEY (user_id, event_id)
 );
 CREATE INDEX event_push_actions_room ON event_push_actions (user_id, room_id);
+CREATE INDEX event_push_actions_event ON event_push_actions (event_id);
 
 -- +goose Down
 SELECT 1;
