@@ -139,6 +139,7 @@ type Server struct {
 	// syncLooks counts the reads of /sync requests.
 	syncLooks    atomic.Int64
 	memberCaches *memberCaches
+	wakeKeys     wakeKeyCache
 }
 
 // New builds the server and its routes.

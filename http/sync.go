@@ -6,6 +6,7 @@ import (
 	nethttp "net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -117,6 +118,9 @@ func (s *Server) sync(c echo.Context) error {
 			}
 			req.Since.Acked = req.Since.ToDevice // once, not on every look of a long-poll
 		}
+		if res.Joined != nil {
+			s.wakeKeys.set(identity(c).UserID, res.Joined)
+		}
 		left := time.Until(deadline)
 		if req.Since == nil || !res.Empty() || left <= 0 {
 			stop()
@@ -149,18 +153,49 @@ func (s *Server) sync(c echo.Context) error {
 }
 
 // syncWakeKeys are the wake keys of a user's long-poll: the user's and their joined
-// rooms'.
+// rooms'. The rooms come from the user's last sync that read them (any change of the
+// user's memberships wakes them by their own key, and the sync that follows reads
+// the rooms again), else from the read model.
 func (s *Server) syncWakeKeys(ctx context.Context, user string) ([]string, error) {
+	if keys := s.wakeKeys.get(user); keys != nil {
+		return keys, nil
+	}
 	rooms, err := s.q.JoinedRooms(ctx, user)
 	if err != nil {
 		return nil, err
 	}
+	return s.wakeKeys.set(user, rooms), nil
+}
+
+// wakeKeyCache remembers users' wake keys between their syncs.
+type wakeKeyCache struct {
+	mu   sync.Mutex
+	keys map[string][]string
+}
+
+// maxWakeKeyUsers bounds the cache; past it, it starts again empty.
+const maxWakeKeyUsers = 100_000
+
+func (w *wakeKeyCache) get(user string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.keys[user]
+}
+
+// set records a user's joined rooms and returns their wake keys.
+func (w *wakeKeyCache) set(user string, rooms []string) []string {
 	keys := make([]string, 0, len(rooms)+1)
 	keys = append(keys, eventlog.UserWakeKey(user))
 	for _, r := range rooms {
 		keys = append(keys, eventlog.RoomWakeKey(r))
 	}
-	return keys, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.keys == nil || len(w.keys) >= maxWakeKeyUsers {
+		w.keys = map[string][]string{}
+	}
+	w.keys[user] = keys
+	return keys
 }
 
 // anyClosed reports whether one of chans is closed.

@@ -188,15 +188,17 @@ func (q *Queries) KeyChanges(ctx context.Context, viewer string, from, to SyncTo
 	if err != nil {
 		return nil, nil, fmt.Errorf("key changes: %w", err)
 	}
-	return q.deviceListChanges(ctx, viewer, from, to, ms)
+	return q.deviceListChanges(ctx, viewer, from, to, ms, true)
 }
 
 // deviceListChanges returns whose device lists the viewer should refetch after since
 // up to at (spec: "Tracking the device list for a user"): users sharing a room with the
 // viewer whose devices or keys changed, users who joined one of the viewer's rooms and
 // every member of rooms the viewer joined (changed), and users the viewer no longer
-// shares any room with (left). memberships are the viewer's at at.Rooms.
-func (q *Queries) deviceListChanges(ctx context.Context, viewer string, since, at SyncToken, memberships []readdb.SyncMembershipsRow) (changed, left []string, err error) {
+// shares any room with (left). memberships are the viewer's at at.Rooms; memberMoves
+// says whether membership may have changed in the viewer's rooms (else their member
+// events are not read).
+func (q *Queries) deviceListChanges(ctx context.Context, viewer string, since, at SyncToken, memberships []readdb.SyncMembershipsRow, memberMoves bool) (changed, left []string, err error) {
 	var joined, newlyJoined, gone []string
 	for _, m := range memberships {
 		switch {
@@ -221,7 +223,7 @@ func (q *Queries) deviceListChanges(ctx context.Context, viewer string, since, a
 		}
 	}
 	maybeLeft := map[string]bool{}
-	if since.Rooms < at.Rooms && len(joined)+len(gone) > 0 {
+	if memberMoves && since.Rooms < at.Rooms && len(joined)+len(gone) > 0 {
 		if len(newlyJoined) > 0 {
 			members, err := q.q.CoMembersAt(ctx, q.pool, readdb.CoMembersAtParams{RoomIds: newlyJoined, At: at.Rooms})
 			if err != nil {

@@ -142,6 +142,9 @@ type Sync struct {
 	// ToDeviceAck is the to-device position the client acknowledged by syncing past it,
 	// when messages up to it are left to delete (0: none).
 	ToDeviceAck int64 `json:"-"`
+	// Joined are the rooms the viewer is joined to, when this sync read them (nil
+	// otherwise), whatever the filter.
+	Joined []string `json:"-"`
 }
 
 // Empty reports whether an incremental sync has nothing to say.
@@ -333,7 +336,13 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	}
 	var joined []string
 	changed := map[string]bool{} // rooms whose membership changed since the token
+	if memberships != nil {
+		out.Joined = []string{}
+	}
 	for _, m := range memberships {
+		if m.Membership == "join" {
+			out.Joined = append(out.Joined, m.RoomID)
+		}
 		if !wanted(m.RoomID) {
 			continue
 		}
@@ -345,6 +354,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 	}
 	withEvents := map[string]int64{}
+	memberMoves := false // a member event in one of the joined rooms since the token
 	if !initial && len(joined) > 0 && since.Rooms < now.Rooms {
 		rows, err := q.q.SyncRoomsWithEvents(ctx, q.pool, readdb.SyncRoomsWithEventsParams{Since: since.Rooms, At: now.Rooms, RoomIds: joined})
 		if err != nil {
@@ -352,6 +362,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 		for _, r := range rows {
 			withEvents[r.RoomID] = r.N
+			memberMoves = memberMoves || r.Members > 0
 		}
 	}
 	roomData, globalData := map[string][]json.RawMessage{}, []json.RawMessage{}
@@ -447,7 +458,7 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 	}
 	if !initial && (since.Rooms < now.Rooms || since.DeviceLists < now.DeviceLists) {
 		// Device lists are not filtered by room: every room shared counts.
-		if out.DeviceLists.Changed, out.DeviceLists.Left, err = q.deviceListChanges(ctx, v.UserID, since, now, memberships); err != nil {
+		if out.DeviceLists.Changed, out.DeviceLists.Left, err = q.deviceListChanges(ctx, v.UserID, since, now, memberships, memberMoves || len(changed) > 0); err != nil {
 			return nil, err
 		}
 	}

@@ -250,7 +250,7 @@ func (q *Queries) SyncReceipts(ctx context.Context, db DBTX, arg SyncReceiptsPar
 }
 
 const syncRoomsWithEvents = `-- name: SyncRoomsWithEvents :many
-SELECT room_id, count(*)::bigint AS n FROM room_events
+SELECT room_id, count(*)::bigint AS n, (count(*) FILTER (WHERE type = 'm.room.member'))::bigint AS members FROM room_events
 WHERE stream_ordering > $1 AND stream_ordering <= $2 AND room_id = ANY($3::text[])
 GROUP BY room_id
 `
@@ -262,11 +262,13 @@ type SyncRoomsWithEventsParams struct {
 }
 
 type SyncRoomsWithEventsRow struct {
-	RoomID string
-	N      int64
+	RoomID  string
+	N       int64
+	Members int64
 }
 
-// Of @room_ids, those with events after @since up to @at, and how many.
+// Of @room_ids, those with events after @since up to @at, how many, and how many of
+// them are member events.
 func (q *Queries) SyncRoomsWithEvents(ctx context.Context, db DBTX, arg SyncRoomsWithEventsParams) ([]SyncRoomsWithEventsRow, error) {
 	rows, err := db.Query(ctx, syncRoomsWithEvents, arg.Since, arg.At, arg.RoomIds)
 	if err != nil {
@@ -276,7 +278,7 @@ func (q *Queries) SyncRoomsWithEvents(ctx context.Context, db DBTX, arg SyncRoom
 	items := []SyncRoomsWithEventsRow{}
 	for rows.Next() {
 		var i SyncRoomsWithEventsRow
-		if err := rows.Scan(&i.RoomID, &i.N); err != nil {
+		if err := rows.Scan(&i.RoomID, &i.N, &i.Members); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

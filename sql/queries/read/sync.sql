@@ -14,8 +14,9 @@ WHERE type = 'm.room.member' AND state_key = @user_id
   AND from_ordering <= @at AND (to_ordering IS NULL OR to_ordering > @at);
 
 -- name: SyncRoomsWithEvents :many
--- Of @room_ids, those with events after @since up to @at, and how many.
-SELECT room_id, count(*)::bigint AS n FROM room_events
+-- Of @room_ids, those with events after @since up to @at, how many, and how many of
+-- them are member events.
+SELECT room_id, count(*)::bigint AS n, (count(*) FILTER (WHERE type = 'm.room.member'))::bigint AS members FROM room_events
 WHERE stream_ordering > @since AND stream_ordering <= @at AND room_id = ANY(@room_ids::text[])
 GROUP BY room_id;
 
