@@ -35,12 +35,12 @@ func NewRooms(serverName string) Rooms { return Rooms{ServerName: serverName, ru
 func (Rooms) Name() string { return "rooms" }
 
 // Version implements Projector.
-func (Rooms) Version() int { return 3 }
+func (Rooms) Version() int { return 4 }
 
 // Tables implements Projector.
 func (Rooms) Tables() []string {
 	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports", "erased_users",
-		"push_room_members", "push_room_power_levels", "event_push_actions"}
+		"push_room_members", "push_room_power_levels", "event_push_actions", "room_event_pdus"}
 }
 
 // Handles implements Projector.
@@ -75,6 +75,7 @@ type stateKey struct{ room, typ, key string }
 type batchEvent struct {
 	room, typ, version string
 	event              []byte
+	pdu                []byte // nil: not read
 }
 
 // Apply implements Projector. It reads what the batch's events need (the last
@@ -328,7 +329,10 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 	if err := q.RoomEventProjInsert(ctx, &rb.b, row); err != nil {
 		return err
 	}
-	rb.events[d.EventID] = batchEvent{room: d.RoomID, typ: ev.Type(), version: d.RoomVersion, event: client}
+	if err := q.RoomEventPDUInsert(ctx, &rb.b, projdb.RoomEventPDUInsertParams{EventID: d.EventID, Pdu: d.PDU}); err != nil {
+		return err
+	}
+	rb.events[d.EventID] = batchEvent{room: d.RoomID, typ: ev.Type(), version: d.RoomVersion, event: client, pdu: d.PDU}
 	if target := ev.Redacts(); target != "" {
 		return rb.redact(d.RoomID, target, d.EventID)
 	}
@@ -366,6 +370,24 @@ func (rb *roomsBatch) redact(room, target, redaction string) error {
 	if err != nil {
 		return err
 	}
-	rb.events[target] = batchEvent{room: be.room, typ: be.typ, version: be.version, event: redacted}
+	if be.pdu == nil {
+		p, err := rb.q.RoomEventPDUGet(rb.ctx, rb.tx, target)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		be.pdu = []byte(p)
+	}
+	var pdu []byte
+	if len(be.pdu) > 0 {
+		if pdu, err = pdus.RedactPDU(be.version, be.pdu); err != nil {
+			return err
+		}
+	}
+	rb.events[target] = batchEvent{room: be.room, typ: be.typ, version: be.version, event: redacted, pdu: pdu}
+	if pdu != nil {
+		if err := rb.q.RoomEventPDURedact(rb.ctx, &rb.b, projdb.RoomEventPDURedactParams{Pdu: pdu, EventID: target}); err != nil {
+			return err
+		}
+	}
 	return rb.q.RoomEventProjRedact(rb.ctx, &rb.b, projdb.RoomEventProjRedactParams{Event: redacted, RedactedBecause: &redaction, EventID: target})
 }

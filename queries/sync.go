@@ -71,8 +71,8 @@ type SyncFilter struct {
 	} `json:"room"`
 	AccountData RoomEventFilter `json:"account_data"`
 	Presence    RoomEventFilter `json:"presence"`
-	// EventFields limits room events to these fields; EventFormat "federation" is not
-	// served (see README).
+	// EventFields limits room events to these fields; EventFormat "federation" gives
+	// them as PDUs.
 	EventFields []string `json:"event_fields"`
 	EventFormat string   `json:"event_format"`
 }
@@ -272,6 +272,20 @@ var strippedTypes = []string{"m.room.create", "m.room.name", "m.room.avatar", "m
 // Sync answers GET /sync: everything that changed for the viewer after req.Since (all
 // of it without), up to now, which the returned next_batch names.
 func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, error) {
+	out, err := q.sync(ctx, v, req)
+	if err != nil {
+		return nil, err
+	}
+	applyFilters(out, req.Filter)
+	if req.Filter.EventFormat == "federation" {
+		if err := q.federationFormat(ctx, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (q *Queries) sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, error) {
 	now, err := q.SyncPositions(ctx)
 	if err != nil {
 		return nil, err
@@ -463,7 +477,6 @@ func (q *Queries) Sync(ctx context.Context, v Viewer, req SyncRequest) (*Sync, e
 		}
 	}
 	out.NextBatch = now.String()
-	defer applyFilters(out, req.Filter)
 	if initial || since.Presence < now.Presence {
 		if joined == nil && len(memberships) == 0 {
 			// The memberships were not read (nothing moved in rooms): read them now.

@@ -1,11 +1,16 @@
 package queries
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"spelt.dev/spelt/internal/pdus"
 )
 
 // filterEvents keeps the events of list that f lets through (types, senders; rooms for
@@ -122,4 +127,68 @@ func splitEscaped(s string) []string {
 		}
 	}
 	return append(parts, b.String())
+}
+
+// federationFormat replaces the room events of a sync response (timelines and state)
+// by their PDUs (event_format "federation"), with their event ID and unsigned data. A
+// PDU whose content the client format hides (an erased user's event) is redacted.
+func (q *Queries) federationFormat(ctx context.Context, out *Sync) error {
+	var lists []*[]json.RawMessage
+	for _, jr := range out.Rooms.Join {
+		lists = append(lists, &jr.State.Events, &jr.Timeline.Events)
+	}
+	for _, lr := range out.Rooms.Leave {
+		lists = append(lists, &lr.State.Events, &lr.Timeline.Events)
+	}
+	var ids []string
+	for _, l := range lists {
+		for _, e := range *l {
+			ids = append(ids, gjson.GetBytes(e, "event_id").Str)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := q.q.RoomEventPDUs(ctx, q.pool, ids)
+	if err != nil {
+		return fmt.Errorf("federation format: %w", err)
+	}
+	byID := make(map[string]string, len(rows))
+	for _, r := range rows {
+		byID[r.EventID] = r.Pdu
+	}
+	for _, l := range lists {
+		for i, e := range *l {
+			r := gjson.GetManyBytes(e, "event_id", "content", "unsigned", "room_id")
+			p, ok := byID[r[0].Str]
+			if !ok {
+				continue
+			}
+			pdu := []byte(p)
+			var client, full any
+			_ = json.Unmarshal([]byte(r[1].Raw), &client)
+			_ = json.Unmarshal([]byte(gjson.Get(p, "content").Raw), &full)
+			if !reflect.DeepEqual(client, full) {
+				info, err := q.q.RoomInfo(ctx, q.pool, gjson.Get(p, "room_id").Str)
+				if err != nil {
+					return fmt.Errorf("federation format: %w", err)
+				}
+				if pdu, err = pdus.RedactPDU(info.RoomVersion, pdu); err != nil {
+					return err
+				}
+			}
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(pdu, &obj); err != nil {
+				return err
+			}
+			obj["event_id"], _ = json.Marshal(r[0].Str)
+			if r[2].Exists() {
+				obj["unsigned"] = json.RawMessage(r[2].Raw)
+			}
+			if (*l)[i], err = json.Marshal(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -828,3 +828,62 @@ func TestSyncFilterSections(t *testing.T) {
 		t.Errorf("event_fields: %v", ev)
 	}
 }
+
+// TestSyncFederationFormat: event_format "federation" gives room events as their PDUs,
+// redacted ones redacted.
+func TestSyncFederationFormat(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestEnv(t, nil).start()
+	ann := s.user(ctx, "ann")
+	created, err := ann.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := ann.SendText(ctx, created.RoomID, "stays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := ann.SendText(ctx, created.RoomID, "goes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.RedactEvent(ctx, created.RoomID, gone.EventID); err != nil {
+		t.Fatal(err)
+	}
+	filter := url.QueryEscape(`{"event_format":"federation","room":{"timeline":{"limit":20}}}`)
+	status, _, body := s.raw("GET", "/_matrix/client/v3/sync?filter="+filter, ann.AccessToken, nil)
+	if status != 200 {
+		t.Fatalf("sync: %d %v", status, body)
+	}
+	var r struct {
+		Rooms struct {
+			Join map[string]struct {
+				Timeline struct{ Events []map[string]any } `json:"timeline"`
+			} `json:"join"`
+		} `json:"rooms"`
+	}
+	_ = json.Unmarshal(mustJSON(t, body), &r)
+	found := 0
+	for _, e := range r.Rooms.Join[string(created.RoomID)].Timeline.Events {
+		if e["hashes"] == nil || e["signatures"] == nil || e["depth"] == nil || e["prev_events"] == nil || e["auth_events"] == nil {
+			t.Fatalf("not a PDU: %v", e)
+		}
+		content, _ := e["content"].(map[string]any)
+		switch e["event_id"] {
+		case string(kept.EventID):
+			found++
+			if content["body"] != "stays" {
+				t.Errorf("kept event: %v", e)
+			}
+		case string(gone.EventID):
+			found++
+			if len(content) != 0 {
+				t.Errorf("redacted event's PDU keeps content: %v", e)
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatalf("events found: %d", found)
+	}
+}

@@ -303,3 +303,30 @@ func (e *Event) Client() ClientEvent {
 func RedactContent(v, eventType string, content []byte) []byte {
 	return pdu.RedactContent(eventType, jsontext.Value(content), id.RoomVersion(v))
 }
+
+// RedactPDU returns a PDU as redacting it leaves it in room version v (spec: client-server
+// API, "Redactions"): only the top-level keys the version keeps, and its content
+// redacted.
+func RedactPDU(v string, raw []byte) ([]byte, error) {
+	var obj map[string]jsonv1.RawMessage
+	if err := jsonv1.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	keep := []string{"event_id", "type", "room_id", "sender", "state_key", "content", "hashes", "signatures", "depth",
+		"prev_events", "auth_events", "origin_server_ts"}
+	if !slices.Contains([]string{"11"}, v) {
+		keep = append(keep, "origin", "membership", "prev_state") // dropped in v11
+	}
+	out := make(map[string]jsonv1.RawMessage, len(keep))
+	for _, k := range keep {
+		if val, ok := obj[k]; ok {
+			out[k] = val
+		}
+	}
+	var typ string
+	_ = jsonv1.Unmarshal(obj["type"], &typ)
+	if c, ok := obj["content"]; ok {
+		out["content"] = RedactContent(v, typ, c)
+	}
+	return jsonv1.Marshal(out)
+}

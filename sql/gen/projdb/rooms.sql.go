@@ -88,6 +88,45 @@ func (q *Queries) RoomAliasProjInsert(ctx context.Context, db DBTX, arg RoomAlia
 	return err
 }
 
+const roomEventPDUGet = `-- name: RoomEventPDUGet :one
+SELECT pdu::text FROM room_event_pdus WHERE event_id = $1
+`
+
+func (q *Queries) RoomEventPDUGet(ctx context.Context, db DBTX, eventID string) (string, error) {
+	row := db.QueryRow(ctx, roomEventPDUGet, eventID)
+	var pdu string
+	err := row.Scan(&pdu)
+	return pdu, err
+}
+
+const roomEventPDUInsert = `-- name: RoomEventPDUInsert :exec
+INSERT INTO room_event_pdus (event_id, pdu) VALUES ($1, $2) ON CONFLICT DO NOTHING
+`
+
+type RoomEventPDUInsertParams struct {
+	EventID string
+	Pdu     []byte
+}
+
+func (q *Queries) RoomEventPDUInsert(ctx context.Context, db DBTX, arg RoomEventPDUInsertParams) error {
+	_, err := db.Exec(ctx, roomEventPDUInsert, arg.EventID, arg.Pdu)
+	return err
+}
+
+const roomEventPDURedact = `-- name: RoomEventPDURedact :exec
+UPDATE room_event_pdus SET pdu = $1 WHERE event_id = $2
+`
+
+type RoomEventPDURedactParams struct {
+	Pdu     []byte
+	EventID string
+}
+
+func (q *Queries) RoomEventPDURedact(ctx context.Context, db DBTX, arg RoomEventPDURedactParams) error {
+	_, err := db.Exec(ctx, roomEventPDURedact, arg.Pdu, arg.EventID)
+	return err
+}
+
 const roomEventProjGet = `-- name: RoomEventProjGet :one
 SELECT e.event_id, e.room_id, e.type, e.event::text AS event, r.room_version
 FROM room_events e JOIN rooms r ON r.room_id = e.room_id

@@ -235,6 +235,11 @@ type RoomEvent struct {
 	RelatesTo       *string
 }
 
+type RoomEventPdu struct {
+	EventID string
+	Pdu     []byte
+}
+
 type RoomState struct {
 	RoomID       string
 	Type         string

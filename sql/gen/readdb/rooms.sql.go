@@ -155,6 +155,35 @@ func (q *Queries) RoomEventByID(ctx context.Context, db DBTX, eventID string) (R
 	return i, err
 }
 
+const roomEventPDUs = `-- name: RoomEventPDUs :many
+SELECT event_id, pdu::text AS pdu FROM room_event_pdus WHERE event_id = ANY($1::text[])
+`
+
+type RoomEventPDUsRow struct {
+	EventID string
+	Pdu     string
+}
+
+func (q *Queries) RoomEventPDUs(ctx context.Context, db DBTX, eventIds []string) ([]RoomEventPDUsRow, error) {
+	rows, err := db.Query(ctx, roomEventPDUs, eventIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RoomEventPDUsRow{}
+	for rows.Next() {
+		var i RoomEventPDUsRow
+		if err := rows.Scan(&i.EventID, &i.Pdu); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const roomEventsBackward = `-- name: RoomEventsBackward :many
 SELECT stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, event::text AS event, replaces_state,
        redacted_because, visibility, membership, txn_id, txn_device

@@ -76,3 +76,12 @@ INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON C
 -- The rooms any of @user_ids is joined to now.
 SELECT DISTINCT room_id FROM room_state
 WHERE type = 'm.room.member' AND membership = 'join' AND to_ordering IS NULL AND state_key = ANY(@user_ids::text[]);
+
+-- name: RoomEventPDUInsert :exec
+INSERT INTO room_event_pdus (event_id, pdu) VALUES (@event_id, @pdu) ON CONFLICT DO NOTHING;
+
+-- name: RoomEventPDURedact :exec
+UPDATE room_event_pdus SET pdu = @pdu WHERE event_id = @event_id;
+
+-- name: RoomEventPDUGet :one
+SELECT pdu::text FROM room_event_pdus WHERE event_id = @event_id;

@@ -68,3 +68,6 @@ ORDER BY report_id DESC LIMIT @lim;
 
 -- name: ErasedUsers :many
 SELECT user_id, erased_at FROM erased_users WHERE user_id = ANY(@user_ids::text[]);
+
+-- name: RoomEventPDUs :many
+SELECT event_id, pdu::text AS pdu FROM room_event_pdus WHERE event_id = ANY(@event_ids::text[]);
