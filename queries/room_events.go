@@ -55,6 +55,9 @@ func typeMatches(pattern, t string) bool {
 
 // Matches reports whether the filter lets e through.
 func (f RoomEventFilter) matches(e *eventRow) bool {
+	if e.RoomID != "" && (f.Rooms != nil && !slices.Contains(*f.Rooms, e.RoomID) || slices.Contains(f.NotRooms, e.RoomID)) {
+		return false
+	}
 	for _, p := range f.NotTypes {
 		if typeMatches(p, e.Type) {
 			return false

@@ -695,7 +695,7 @@ func (q *Queries) stateFilter(ctx context.Context, user, room string, since, sta
 		if lazy && typ == "m.room.member" && !senders[key] && key != user {
 			return false
 		}
-		e := eventRow{Type: typ, StateKey: &key}
+		e := eventRow{Type: typ, StateKey: &key, RoomID: room}
 		return f.Room.State.matches(&e)
 	}, len(changed) + extra, nil
 }

@@ -784,13 +784,20 @@ func TestSyncFilterSections(t *testing.T) {
 	if err := bo.SetPresence(ctx, mautrix.ReqPresence{Presence: "online"}); err != nil {
 		t.Fatal(err)
 	}
+	other, err := ann.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.SendText(ctx, other.RoomID, "not in the timeline filter"); err != nil {
+		t.Fatal(err)
+	}
 	filter := mustJSON(t, map[string]any{
 		"event_fields": []string{"type", "content.body", "event_id"},
 		"account_data": map[string]any{"types": []string{"org.example.keep"}},
 		"presence":     map[string]any{"not_types": []string{"m.presence"}},
 		"room": map[string]any{
 			"ephemeral": map[string]any{"not_types": []string{"m.receipt"}},
-			"timeline":  map[string]any{"types": []string{"m.room.message"}},
+			"timeline":  map[string]any{"types": []string{"m.room.message"}, "not_rooms": []string{string(other.RoomID)}},
 		},
 	})
 	status, _, body := s.raw("GET", "/_matrix/client/v3/sync?filter="+url.QueryEscape(string(filter)), ann.AccessToken, nil)
@@ -813,6 +820,9 @@ func TestSyncFilterSections(t *testing.T) {
 	}
 	if len(r.Presence.Events) != 0 {
 		t.Errorf("presence: %v", r.Presence.Events)
+	}
+	if o := r.Rooms.Join[string(other.RoomID)]; len(o.Timeline.Events) != 0 {
+		t.Errorf("timeline not_rooms: %v", o.Timeline.Events)
 	}
 	jr := r.Rooms.Join[string(room)]
 	if len(jr.Ephemeral.Events) != 0 {
