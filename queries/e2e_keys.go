@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 
 	"spelt.dev/spelt/sql/gen/readdb"
 )
@@ -105,42 +104,22 @@ func withSignatures(key, extra string, show func(signer string) bool) (map[strin
 	return obj, err
 }
 
-// keyCountCache remembers devices' key counts, which every /sync response carries,
-// so that most syncs read none: ForgetKeyCounts empties it whenever the e2e_keys read
-// model moves, and a read that raced with that is not kept (gen).
-type keyCountCache struct {
-	mu      sync.Mutex
-	gen     uint64
-	entries map[[2]string]keyCounts
-}
-
 type keyCounts struct {
 	oneTime  map[string]int
 	fallback []string
 }
 
-// maxKeyCountEntries bounds the cache; past it, it starts again empty.
-const maxKeyCountEntries = 100_000
-
-// ForgetKeyCounts empties the key-count cache; call it whenever the e2e_keys read model
+// ForgetKeyCounts empties the cache of devices' key counts (every /sync response
+// carries them, so that most syncs read none); call it whenever the e2e_keys read model
 // moves.
-func (q *Queries) ForgetKeyCounts() {
-	q.keyCounts.mu.Lock()
-	q.keyCounts.gen++
-	q.keyCounts.entries = nil
-	q.keyCounts.mu.Unlock()
-}
+func (q *Queries) ForgetKeyCounts() { q.keyCounts.forget() }
 
 // KeyCounts returns a device's unclaimed one-time keys by algorithm (signed_curve25519
 // always present, as clients expect) and its unused fallback key algorithms. The
 // result is shared: callers must not change it.
 func (q *Queries) KeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error) {
 	k := [2]string{userID, deviceID}
-	c := &q.keyCounts
-	c.mu.Lock()
-	e, ok := c.entries[k]
-	gen := c.gen
-	c.mu.Unlock()
+	e, gen, ok := q.keyCounts.get(k)
 	if ok {
 		return e.oneTime, e.fallback, nil
 	}
@@ -148,14 +127,7 @@ func (q *Queries) KeyCounts(ctx context.Context, userID, deviceID string) (map[s
 	if err != nil {
 		return nil, nil, err
 	}
-	c.mu.Lock()
-	if c.gen == gen {
-		if c.entries == nil || len(c.entries) >= maxKeyCountEntries {
-			c.entries = map[[2]string]keyCounts{}
-		}
-		c.entries[k] = keyCounts{counts, fallback}
-	}
-	c.mu.Unlock()
+	q.keyCounts.put(k, keyCounts{counts, fallback}, gen)
 	return counts, fallback, nil
 }
 

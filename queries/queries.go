@@ -28,12 +28,16 @@ type Queries struct {
 	tokens tokenCache
 	// activity gives users' last requests to this process (nil: unknown).
 	activity  func(userID string) time.Time
-	keyCounts keyCountCache
+	keyCounts readCache[[2]string, keyCounts]
+	// ignored caches users' m.ignored_user_list; erased the erased users.
+	ignored readCache[string, map[string]bool]
+	erased  readCache[struct{}, map[string]int64]
 }
 
 // New returns Queries reading through pool.
 func New(pool *pgxpool.Pool) *Queries {
-	return &Queries{pool: pool, q: readdb.New(), now: time.Now}
+	return &Queries{pool: pool, q: readdb.New(), now: time.Now, keyCounts: readCache[[2]string, keyCounts]{max: 100_000},
+		ignored: readCache[string, map[string]bool]{max: 100_000}}
 }
 
 // tokenCache remembers resolved access tokens, by hash, so that a request costs no

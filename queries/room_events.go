@@ -598,6 +598,29 @@ func (q *Queries) TimestampToEvent(ctx context.Context, v Viewer, roomID string,
 // because their sender deactivated with erase (spec: POST /account/deactivate: users
 // who join the room after the erasure are served redacted copies; those who could see
 // the events before still can), with their room version.
+// erasedUsers returns every erased user and when they were erased; the list is
+// cached until the rooms read model moves (erasures are few, and every timeline looks).
+func (q *Queries) erasedUsers(ctx context.Context, db readdb.DBTX) (map[string]int64, error) {
+	all, gen, ok := q.erased.get(struct{}{})
+	if ok {
+		return all, nil
+	}
+	list, err := q.q.ErasedUsersAll(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("erased users: %w", err)
+	}
+	all = make(map[string]int64, len(list))
+	for _, e := range list {
+		all[e.UserID] = e.ErasedAt
+	}
+	q.erased.put(struct{}{}, all, gen)
+	return all, nil
+}
+
+// ForgetRooms empties the caches of the rooms read model (erased users); call it
+// whenever it moves.
+func (q *Queries) ForgetRooms() { q.erased.forget() }
+
 func (q *Queries) erasedFor(ctx context.Context, db readdb.DBTX, v Viewer, rows []*eventRow) (map[string]string, error) {
 	var senders []string
 	for _, r := range rows {
@@ -608,13 +631,18 @@ func (q *Queries) erasedFor(ctx context.Context, db readdb.DBTX, v Viewer, rows 
 	if len(senders) == 0 {
 		return nil, nil
 	}
-	list, err := q.q.ErasedUsers(ctx, db, senders)
-	if err != nil || len(list) == 0 {
+	all, err := q.erasedUsers(ctx, db)
+	if err != nil {
 		return nil, err
 	}
 	erasedAt := map[string]int64{}
-	for _, e := range list {
-		erasedAt[e.UserID] = e.ErasedAt
+	for _, s := range senders {
+		if at, ok := all[s]; ok {
+			erasedAt[s] = at
+		}
+	}
+	if len(erasedAt) == 0 {
+		return nil, nil
 	}
 	out := map[string]string{}
 	rooms := map[string]struct {

@@ -110,12 +110,14 @@ func (q *Queries) ignoring(ctx context.Context, v Viewer, req *SyncRequest) (map
 	if req.ignored != nil {
 		return req.ignored, nil
 	}
-	req.ignored = map[string]bool{}
-	raw, err := q.AccountData(ctx, v.UserID, "", "m.ignored_user_list")
-	if errors.Is(err, ErrNotFound) {
-		return req.ignored, nil
+	cached, gen, ok := q.ignored.get(v.UserID)
+	if ok {
+		req.ignored = cached
+		return cached, nil
 	}
-	if err != nil {
+	ignored := map[string]bool{}
+	raw, err := q.AccountData(ctx, v.UserID, "", "m.ignored_user_list")
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	var c struct {
@@ -123,10 +125,16 @@ func (q *Queries) ignoring(ctx context.Context, v Viewer, req *SyncRequest) (map
 	}
 	_ = json.Unmarshal(raw, &c)
 	for u := range c.Ignored {
-		req.ignored[u] = true
+		ignored[u] = true
 	}
-	return req.ignored, nil
+	q.ignored.put(v.UserID, ignored, gen)
+	req.ignored = ignored
+	return ignored, nil
 }
+
+// ForgetAccountData empties the caches of account data (the ignored users); call it
+// whenever the account_data read model moves.
+func (q *Queries) ForgetAccountData() { q.ignored.forget() }
 
 // Sync is a /sync response.
 type Sync struct {

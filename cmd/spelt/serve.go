@@ -184,6 +184,8 @@ func newApp(ctx context.Context, e *env) (*app, error) {
 	// announced by another process) may revoke one, so it empties the cache.
 	runner.OnAdvance("accounts", q.ForgetTokens)
 	runner.OnAdvance("e2e_keys", q.ForgetKeyCounts)
+	runner.OnAdvance("account_data", q.ForgetAccountData)
+	runner.OnAdvance("rooms", q.ForgetRooms)
 	srv := spelthttp.New(httpCfg, cmds, q, runner, e.logger)
 	q.UseActivity(srv.LastActive)
 	return &app{

@@ -128,7 +128,10 @@ func BenchmarkSync(b *testing.B) {
 		}
 		tokens = append(tokens, r.NextBatch)
 	}
-	for round := range 3 {
+	// Round -1 warms up what a first message meets only once (the members' push rules,
+	// caches, prepared statements on every pooled connection); it is logged, not
+	// reported.
+	for round := -1; round < 3; round++ {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var last time.Time
@@ -161,6 +164,10 @@ func BenchmarkSync(b *testing.B) {
 		}
 		wg.Wait()
 		took := last.Sub(start)
+		if round < 0 {
+			b.Logf("fan-out warm-up round: %.1f ms", float64(took.Microseconds())/1000)
+			continue
+		}
 		b.ReportMetric(float64(took.Microseconds())/1000, fmt.Sprintf("fanout%d-ms", round))
 		b.Logf("fan-out to %d long-polling members, round %d: all have the message after %.1f ms (target < 200 ms)", members, round, float64(took.Microseconds())/1000)
 	}

@@ -9,12 +9,12 @@ import (
 	"context"
 )
 
-const erasedUsers = `-- name: ErasedUsers :many
-SELECT user_id, erased_at FROM erased_users WHERE user_id = ANY($1::text[])
+const erasedUsersAll = `-- name: ErasedUsersAll :many
+SELECT user_id, erased_at FROM erased_users
 `
 
-func (q *Queries) ErasedUsers(ctx context.Context, db DBTX, userIds []string) ([]ErasedUser, error) {
-	rows, err := db.Query(ctx, erasedUsers, userIds)
+func (q *Queries) ErasedUsersAll(ctx context.Context, db DBTX) ([]ErasedUser, error) {
+	rows, err := db.Query(ctx, erasedUsersAll)
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,8 @@ WHERE room_id = @room_id AND origin_server_ts <= @ts ORDER BY origin_server_ts D
 SELECT report_id, room_id, event_id, reporter, reason, score, reported_at FROM event_reports
 ORDER BY report_id DESC LIMIT @lim;
 
--- name: ErasedUsers :many
-SELECT user_id, erased_at FROM erased_users WHERE user_id = ANY(@user_ids::text[]);
+-- name: ErasedUsersAll :many
+SELECT user_id, erased_at FROM erased_users;
 
 -- name: RoomEventPDUs :many
 SELECT event_id, pdu::text AS pdu FROM room_event_pdus WHERE event_id = ANY(@event_ids::text[]);
