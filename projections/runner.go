@@ -413,7 +413,7 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 	ackDeadline := 10 * time.Second
 	pending := r.pending[p.Name()]
 	committed := func(pos eventlog.Position) {
-		keys, known := pending.take()
+		keys, known := r.wakeKeys(ctx, p.Name(), pending.take())
 		r.moved(p.Name(), pos, keys, known)
 		r.announce.moved(p.Name())
 	}
@@ -490,16 +490,10 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 // is at least once) and are skipped.
 func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
 	err := r.applyLiveBatch(ctx, tx, p, events)
-	pending := r.pending[p.Name()]
-	pending.set(nil, false) // until the keys are known
-	if w, ok := r.wakers[p.Name()]; ok && err == nil {
-		// What the batch concerns, for the long-polls to wake once it commits; unknown
-		// (everyone wakes) if that cannot be told.
-		if keys, kerr := w.WakeKeys(ctx, r.pool, events); kerr == nil {
-			pending.set(keys, true)
-		} else {
-			r.logger.WarnContext(ctx, "wake keys", slog.String("projector", p.Name()), slog.Any("err", kerr))
-		}
+	if _, ok := r.wakers[p.Name()]; ok && err == nil {
+		// What the batch concerns is worked out once it commits (WakeKeys may read, and
+		// must not hold a second connection while this transaction holds one).
+		r.pending[p.Name()].set(events)
 	}
 	return err
 }

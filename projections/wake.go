@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/tidwall/gjson"
@@ -13,9 +14,10 @@ import (
 // Waker is a projector whose events concern particular users and rooms: keys
 // "user:<user ID>" and "room:<room ID>". After it commits a batch, the long-polls
 // watching those keys (Runner.Watch) wake, and only they: a message in one room does
-// not wake the syncs of users who are not in it. WakeKeys runs after Apply, outside
-// its transaction (a failed read must not fail the batch); it may read, e.g. the rooms
-// of a user whose presence changed. Keys do not touch the read model, so reading other
+// not wake the syncs of users who are not in it. WakeKeys runs once the batch has
+// committed, outside its transaction (a failed read must not fail the batch, and a
+// transaction must not wait for a second connection); it may read, e.g. the rooms of
+// a user whose presence changed. Keys do not touch the read model, so reading other
 // projectors' tables here does not make a rebuild differ.
 type Waker interface {
 	WakeKeys(ctx context.Context, db projdb.DBTX, events []eventlog.Event) ([]string, error)
@@ -102,27 +104,41 @@ func (r *Runner) Watch(keys ...string) (<-chan struct{}, func()) { return r.hub.
 // Wake wakes the watchers of keys, for changes that are not in the log (typing).
 func (r *Runner) Wake(keys ...string) { r.hub.wake(keys) }
 
-// pendingKeys are the wake keys of a live batch not committed yet. A commit that
-// applied nothing (it only moved the checkpoint past events the projector does not
-// handle) wakes nobody: known with no keys.
+// pendingKeys are the events of a live batch not committed yet, whose wake keys are
+// worked out after the commit. A commit that applied nothing (it only moved the
+// checkpoint past events the projector does not handle) wakes nobody.
 type pendingKeys struct {
-	mu      sync.Mutex
-	keys    []string
-	unknown bool
+	mu     sync.Mutex
+	events []eventlog.Event
 }
 
-func (p *pendingKeys) set(keys []string, known bool) {
+func (p *pendingKeys) set(events []eventlog.Event) {
 	p.mu.Lock()
-	p.keys, p.unknown = keys, !known
+	p.events = events
 	p.mu.Unlock()
 }
 
-func (p *pendingKeys) take() ([]string, bool) {
+func (p *pendingKeys) take() []eventlog.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	keys, known := p.keys, !p.unknown
-	p.keys, p.unknown = nil, false
-	return keys, known
+	events := p.events
+	p.events = nil
+	return events
+}
+
+// wakeKeys returns what committed events of projector name concern; known is false
+// when that cannot be told (every watcher then wakes).
+func (r *Runner) wakeKeys(ctx context.Context, name string, events []eventlog.Event) (keys []string, known bool) {
+	w, ok := r.wakers[name]
+	if !ok || len(events) == 0 {
+		return nil, true
+	}
+	keys, err := w.WakeKeys(ctx, r.pool, events)
+	if err != nil {
+		r.logger.WarnContext(ctx, "wake keys", slog.String("projector", name), slog.Any("err", err))
+		return nil, false
+	}
+	return keys, true
 }
 
 // moved records that projector name reached pos. keys are what the events up to pos
