@@ -89,25 +89,7 @@ func (c *Commands) LoginForAppservice(ctx context.Context, meta Meta, appservice
 		return LoggedIn{}, ErrExclusive
 	}
 	meta.Actor, meta.Appservice = userID, as.ID
-	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
-	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
-		u, err := c.q.UserGet(ctx, tx, userID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, ErrInvalidCredentials
-		}
-		if err != nil {
-			return nil, err
-		}
-		if u.Deactivated {
-			return nil, ErrUserDeactivated
-		}
-		return c.loginEvents(ctx, tx, login, userID)
-	})
-	if err != nil {
-		return LoggedIn{}, err
-	}
-	return LoggedIn{UserID: userID, DeviceID: login.deviceID, AccessToken: login.token, RefreshToken: login.refreshToken,
-		ExpiresIn: login.expiresIn, Position: pos}, nil
+	return c.logIn(ctx, meta, userID, req)
 }
 
 // EnsureAppserviceSenders registers the sender user of every application service that

@@ -310,14 +310,8 @@ func (c *Commands) UploadSignatures(ctx context.Context, meta Meta, signer strin
 				var signerKeys []string // the signer's key names that may sign this key
 				switch {
 				case user == signer && keyID == own["master"]:
-					rows, err := c.q.E2ECrossSigningKeys(ctx, tx, user)
-					if err != nil {
+					if stored, err = c.masterKey(ctx, tx, user); err != nil {
 						return nil, err
-					}
-					for _, r := range rows {
-						if r.Kind == "master" {
-							stored = r.Key
-						}
 					}
 					signerKeys = deviceSigners(obj, signer)
 				case user == signer:
@@ -336,14 +330,8 @@ func (c *Commands) UploadSignatures(ctx context.Context, meta Meta, signer strin
 						}
 					}
 					if keyID == theirs["master"] {
-						rows, err := c.q.E2ECrossSigningKeys(ctx, tx, user)
-						if err != nil {
+						if stored, err = c.masterKey(ctx, tx, user); err != nil {
 							return nil, err
-						}
-						for _, r := range rows {
-							if r.Kind == "master" {
-								stored = r.Key
-							}
 						}
 					}
 					if own["user_signing"] != "" {
@@ -429,14 +417,19 @@ func (c *Commands) deviceSigningKey(ctx context.Context, tx pgx.Tx, userID, devi
 	return dk.Keys["ed25519:"+deviceID], nil
 }
 
-// deviceSigners returns the key names ("ed25519:<name>") of user's signatures in obj.
-func deviceSigners(obj json.RawMessage, user string) []string {
+// signaturesBy returns user's signatures in obj, by key name ("ed25519:<name>").
+func signaturesBy(obj json.RawMessage, user string) map[string]string {
 	var o struct {
 		Signatures map[string]map[string]string `json:"signatures"`
 	}
 	_ = json.Unmarshal(obj, &o)
+	return o.Signatures[user]
+}
+
+// deviceSigners returns the names of the ed25519 keys user signed obj with.
+func deviceSigners(obj json.RawMessage, user string) []string {
 	var names []string
-	for k := range o.Signatures[user] {
+	for k := range signaturesBy(obj, user) {
 		if name, ok := strings.CutPrefix(k, "ed25519:"); ok {
 			names = append(names, name)
 		}
@@ -447,11 +440,21 @@ func deviceSigners(obj json.RawMessage, user string) []string {
 
 // signatureOf returns user's signature in obj by their key ed25519:<name>.
 func signatureOf(obj json.RawMessage, user, name string) string {
-	var o struct {
-		Signatures map[string]map[string]string `json:"signatures"`
+	return signaturesBy(obj, user)["ed25519:"+name]
+}
+
+// masterKey returns a user's master key as stored (nil: none).
+func (c *Commands) masterKey(ctx context.Context, tx pgx.Tx, user string) ([]byte, error) {
+	rows, err := c.q.E2ECrossSigningKeys(ctx, tx, user)
+	if err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(obj, &o)
-	return o.Signatures[user]["ed25519:"+name]
+	for _, r := range rows {
+		if r.Kind == "master" {
+			return r.Key, nil
+		}
+	}
+	return nil, nil
 }
 
 // signedBy reports whether obj carries a valid signature by user's ed25519 key named

@@ -131,10 +131,18 @@ func (c *Commands) Login(ctx context.Context, meta Meta, req Login) (LoggedIn, e
 	if u.Deactivated {
 		return LoggedIn{}, ErrUserDeactivated
 	}
-	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	meta.Actor = userID
+	return c.logIn(ctx, meta, userID, req)
+}
+
+// logIn logs a device of an existing, active account in.
+func (c *Commands) logIn(ctx context.Context, meta Meta, userID string, req Login) (LoggedIn, error) {
+	login := c.newLogin(req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		u, err := c.q.UserGet(ctx, tx, userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrInvalidCredentials
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -66,10 +66,7 @@ func applyE2EWriteModel(ctx context.Context, b *pgbatch.DB, q *writedb.Queries, 
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
-		for kind, key := range map[string][]byte{"master": d.Master, "self_signing": d.SelfSigning, "user_signing": d.UserSigning} {
-			if key == nil {
-				continue
-			}
+		for kind, key := range d.ByKind() {
 			if err := q.E2ECrossSigningKeyPut(ctx, b, writedb.E2ECrossSigningKeyPutParams{UserID: d.UserID, Kind: kind, Key: key}); err != nil {
 				return err
 			}

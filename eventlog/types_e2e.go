@@ -74,6 +74,17 @@ type CrossSigningKeysUploaded struct {
 	UserSigning json.RawMessage `json:"user_signing,omitempty"`
 }
 
+// ByKind returns the uploaded keys by kind ("master", "self_signing", "user_signing").
+func (d CrossSigningKeysUploaded) ByKind() map[string][]byte {
+	out := map[string][]byte{}
+	for kind, key := range map[string]json.RawMessage{"master": d.Master, "self_signing": d.SelfSigning, "user_signing": d.UserSigning} {
+		if key != nil {
+			out[kind] = key
+		}
+	}
+	return out
+}
+
 // KeySignature is one signature of a key: a device (KeyID is its device ID) or a
 // cross-signing key (KeyID is its public key), by the signer's key SignerKeyID
 // ("ed25519:<id>").

@@ -77,17 +77,7 @@ func (s *Server) queryKeys(c echo.Context) error {
 	if req.DeviceKeys == nil {
 		return errMissingParam("Missing device_keys")
 	}
-	local := map[string][]string{}
-	failures := map[string]any{}
-	for user, devices := range *req.DeviceKeys {
-		if _, server, ok := mxid.SplitUserID(user); !ok || server != s.cfg.ServerName {
-			if ok {
-				failures[server] = federationUnavailable
-			}
-			continue
-		}
-		local[user] = devices
-	}
+	local, failures := splitLocal(*req.DeviceKeys, s.cfg.ServerName)
 	keys, err := s.q.QueryKeys(c.Request().Context(), identity(c).UserID, local)
 	if err != nil {
 		return err
@@ -107,17 +97,7 @@ func (s *Server) claimKeys(c echo.Context) error {
 	if req.OneTimeKeys == nil {
 		return errMissingParam("Missing one_time_keys")
 	}
-	local := map[string]map[string]string{}
-	failures := map[string]any{}
-	for user, devices := range *req.OneTimeKeys {
-		if _, server, ok := mxid.SplitUserID(user); !ok || server != s.cfg.ServerName {
-			if ok {
-				failures[server] = federationUnavailable
-			}
-			continue
-		}
-		local[user] = devices
-	}
+	local, failures := splitLocal(*req.OneTimeKeys, s.cfg.ServerName)
 	keys, pos, err := s.cmd.ClaimKeys(c.Request().Context(), meta(c, eventlog.OriginClient), identity(c).UserID, local)
 	if err != nil {
 		return err
@@ -199,4 +179,20 @@ func (s *Server) uploadSignatures(c echo.Context) error {
 		return err
 	}
 	return c.JSON(nethttp.StatusOK, map[string]any{"failures": failures})
+}
+
+// splitLocal keeps the entries of this server's users, and reports each other server
+// as a failure until federation (invalid user IDs are left out).
+func splitLocal[V any](byUser map[string]V, serverName string) (map[string]V, map[string]any) {
+	local, failures := map[string]V{}, map[string]any{}
+	for user, v := range byUser {
+		if _, server, ok := mxid.SplitUserID(user); !ok || server != serverName {
+			if ok {
+				failures[server] = federationUnavailable
+			}
+			continue
+		}
+		local[user] = v
+	}
+	return local, failures
 }

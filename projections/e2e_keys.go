@@ -121,10 +121,7 @@ func applyE2E(ctx context.Context, b *pgbatch.DB, q *projdb.Queries, e eventlog.
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
-		for kind, key := range map[string][]byte{"master": d.Master, "self_signing": d.SelfSigning, "user_signing": d.UserSigning} {
-			if key == nil {
-				continue
-			}
+		for kind, key := range d.ByKind() {
 			if err := q.E2ECrossSigningKeyUpsert(ctx, b, projdb.E2ECrossSigningKeyUpsertParams{UserID: d.UserID, Kind: kind, Key: key}); err != nil {
 				return err
 			}
