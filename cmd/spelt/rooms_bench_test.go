@@ -68,6 +68,7 @@ func runSenders(b *testing.B, ctx context.Context, clients []*mautrix.Client, ro
 // concurrent senders, in one room and in separate rooms; then send → visible in another
 // user's /messages, and /messages pagination speed.
 func BenchmarkRoomSend(b *testing.B) {
+	tuneGC() // as spelt serve runs
 	ctx := context.Background()
 	pool := testkit.DurableDB(b, migrate, 4)
 	url := pool.Config().ConnString()

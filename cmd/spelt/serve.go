@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.close()
+	tuneGC()
 	if *migrate {
 		if _, err := migrations.Up(ctx, e.pool); err != nil {
 			return err

@@ -43,6 +43,7 @@ func peakRSS() float64 {
 // incremental sync with nothing new in those 500 rooms. The server runs in the
 // benchmark's process, so the peak RSS printed includes its clients.
 func BenchmarkSync(b *testing.B) {
+	tuneGC() // as spelt serve runs
 	ctx := context.Background()
 	pool := testkit.DurableDB(b, migrate, 4)
 	url := pool.Config().ConnString()
