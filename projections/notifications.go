@@ -157,11 +157,16 @@ func notifyMembers(ctx context.Context, b *pgbatch.DB, q *projdb.Queries, server
 	if len(candidates) == 0 {
 		return nil // nobody to notify: no need to look at the event
 	}
-	var evt event.Event
-	if err := json.Unmarshal(it.d.PDU, &evt); err != nil {
+	// The rules look at the type, sender, state key and content only: no need to
+	// decode the whole PDU again.
+	evt := event.Event{ID: id.EventID(it.d.EventID), RoomID: id.RoomID(it.d.RoomID), Sender: id.UserID(it.ev.Sender()),
+		Type: event.Type{Type: it.ev.Type()}}
+	if key, ok := it.ev.StateKey(); ok {
+		evt.StateKey = &key
+	}
+	if err := json.Unmarshal(it.ev.PDU.Content, &evt.Content); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
-	evt.ID, evt.RoomID = id.EventID(it.d.EventID), id.RoomID(it.d.RoomID)
 	judged := push.NewEvent(&evt)
 	thread := "main"
 	if rel := gjson.GetBytes(it.d.PDU, "content.m\\.relates_to"); rel.Get("rel_type").Str == "m.thread" && rel.Get("event_id").Str != "" {
