@@ -19,9 +19,10 @@ import (
 // The rooms projector also projects which room events notify (and highlight for)
 // each joined local member, by the server-default push rules (spec: client-server
 // API, "Push Rules"), for the unread counts of /sync: in its transaction, so that the
-// counts always match the timelines. The room state the rules look at (members and
-// their display names, power levels) it keeps in tables of its own, so that they
-// depend on the log alone; a redacted event notifies no more.
+// counts always match the timelines. The room state the rules look at (joined members
+// and their display names, power levels) comes from its own current state, read with
+// the batch's prelude and followed through the batch; a redacted event notifies no
+// more.
 
 // notifyRoom is what the push rules see of one room during a batch.
 type notifyRoom struct {
@@ -104,7 +105,6 @@ func notify(ctx context.Context, b *pgbatch.DB, serverName string, rules *ruleCa
 	if rules == nil {
 		rules = newRuleCache()
 	}
-	var err error
 	for _, it := range items {
 		r := rooms[it.d.RoomID]
 		if redacts := it.ev.Redacts(); it.ev.Type() == "m.room.redaction" && redacts != "" {
@@ -115,7 +115,8 @@ func notify(ctx context.Context, b *pgbatch.DB, serverName string, rules *ruleCa
 		if err := notifyMembers(ctx, b, q, serverName, rules, it, r); err != nil {
 			return err
 		}
-		// The event changes the state the next events are judged by.
+		// The event changes the state the next events of the batch are judged by (the
+		// batch's prelude read the state before it).
 		key, isState := it.ev.StateKey()
 		switch {
 		case isState && it.ev.Type() == "m.room.member":
@@ -125,21 +126,14 @@ func notify(ctx context.Context, b *pgbatch.DB, serverName string, rules *ruleCa
 					name = key
 				}
 				r.members[key] = name
-				err = q.PushRoomMemberUpsert(ctx, b, projdb.PushRoomMemberUpsertParams{RoomID: it.d.RoomID, UserID: key, Displayname: name})
 			} else {
 				delete(r.members, key)
-				err = q.PushRoomMemberDelete(ctx, b, projdb.PushRoomMemberDeleteParams{RoomID: it.d.RoomID, UserID: key})
 			}
 		case isState && key == "" && it.ev.Type() == "m.room.power_levels":
-			content := gjson.GetBytes(it.d.PDU, "content").Raw
 			var pl event.PowerLevelsEventContent
-			if json.Unmarshal([]byte(content), &pl) == nil {
+			if json.Unmarshal(it.ev.PDU.Content, &pl) == nil {
 				r.power = &pl
 			}
-			err = q.PushRoomPowerLevelsUpsert(ctx, b, projdb.PushRoomPowerLevelsUpsertParams{RoomID: it.d.RoomID, Content: []byte(content)})
-		}
-		if err != nil {
-			return fmt.Errorf("notifications: %w", err)
 		}
 	}
 	return nil

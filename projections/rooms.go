@@ -35,12 +35,12 @@ func NewRooms(serverName string) Rooms { return Rooms{ServerName: serverName, ru
 func (Rooms) Name() string { return "rooms" }
 
 // Version implements Projector.
-func (Rooms) Version() int { return 4 }
+func (Rooms) Version() int { return 5 }
 
 // Tables implements Projector.
 func (Rooms) Tables() []string {
 	return []string{"rooms", "room_events", "room_state", "room_aliases", "rooms_forgotten", "event_reports", "erased_users",
-		"push_room_members", "push_room_power_levels", "event_push_actions", "room_event_pdus"}
+		"event_push_actions", "room_event_pdus"}
 }
 
 // Handles implements Projector.

@@ -340,10 +340,15 @@ SELECT
         FROM room_state s
         WHERE s.to_ordering IS NULL
           AND (s.room_id, s.type, s.state_key) IN (SELECT unnest($2::text[]), unnest($3::text[]), unnest($4::text[]))), '[]')::text AS current_state,
-    coalesce((SELECT json_agg(json_build_array(m.room_id, m.user_id, m.displayname))
-        FROM push_room_members m WHERE m.room_id = ANY($1::text[])), '[]')::text AS push_members,
-    coalesce((SELECT json_agg(json_build_array(p.room_id, p.content))
-        FROM push_room_power_levels p WHERE p.room_id = ANY($1::text[])), '[]')::text AS push_power
+    coalesce((SELECT json_agg(json_build_array(s.room_id, s.state_key,
+                 coalesce(nullif(e.event->'content'->>'displayname', ''), s.state_key)))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY($1::text[]) AND s.type = 'm.room.member' AND s.membership = 'join'
+          AND s.to_ordering IS NULL), '[]')::text AS push_members,
+    coalesce((SELECT json_agg(json_build_array(s.room_id, e.event->'content'))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY($1::text[]) AND s.type = 'm.room.power_levels' AND s.state_key = ''
+          AND s.to_ordering IS NULL), '[]')::text AS push_power
 `
 
 type RoomsBatchPreludeParams struct {
@@ -364,7 +369,7 @@ type RoomsBatchPreludeRow struct {
 // What the rooms projector reads before a batch, in one round trip: the last stream
 // ordering, the current history visibility of the batch's rooms, the current event
 // of the state keys its state events replace, and what the push rules look at (the
-// rooms' joined members with display names, and power levels).
+// rooms' joined members with display names, and power levels, from the current state).
 func (q *Queries) RoomsBatchPrelude(ctx context.Context, db DBTX, arg RoomsBatchPreludeParams) (RoomsBatchPreludeRow, error) {
 	row := db.QueryRow(ctx, roomsBatchPrelude,
 		arg.Rooms,

@@ -171,17 +171,6 @@ type ProjectionFailure struct {
 	Error         string
 }
 
-type PushRoomMember struct {
-	RoomID      string
-	UserID      string
-	Displayname string
-}
-
-type PushRoomPowerLevel struct {
-	RoomID  string
-	Content []byte
-}
-
 type Receipt struct {
 	RoomID         string
 	UserID         string

@@ -53,7 +53,7 @@ VALUES (@report_id, @room_id, @event_id, @reporter, @reason, @score, @reported_a
 -- What the rooms projector reads before a batch, in one round trip: the last stream
 -- ordering, the current history visibility of the batch's rooms, the current event
 -- of the state keys its state events replace, and what the push rules look at (the
--- rooms' joined members with display names, and power levels).
+-- rooms' joined members with display names, and power levels, from the current state).
 SELECT
     (SELECT coalesce(max(stream_ordering), 0) FROM room_events)::bigint AS max_ordering,
     coalesce((SELECT json_agg(json_build_object('room_id', s.room_id, 'hv', e.event->'content'->>'history_visibility'))
@@ -64,10 +64,15 @@ SELECT
         FROM room_state s
         WHERE s.to_ordering IS NULL
           AND (s.room_id, s.type, s.state_key) IN (SELECT unnest(@state_rooms::text[]), unnest(@state_types::text[]), unnest(@state_keys::text[]))), '[]')::text AS current_state,
-    coalesce((SELECT json_agg(json_build_array(m.room_id, m.user_id, m.displayname))
-        FROM push_room_members m WHERE m.room_id = ANY(@rooms::text[])), '[]')::text AS push_members,
-    coalesce((SELECT json_agg(json_build_array(p.room_id, p.content))
-        FROM push_room_power_levels p WHERE p.room_id = ANY(@rooms::text[])), '[]')::text AS push_power;
+    coalesce((SELECT json_agg(json_build_array(s.room_id, s.state_key,
+                 coalesce(nullif(e.event->'content'->>'displayname', ''), s.state_key)))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY(@rooms::text[]) AND s.type = 'm.room.member' AND s.membership = 'join'
+          AND s.to_ordering IS NULL), '[]')::text AS push_members,
+    coalesce((SELECT json_agg(json_build_array(s.room_id, e.event->'content'))
+        FROM room_state s JOIN room_events e ON e.event_id = s.event_id
+        WHERE s.room_id = ANY(@rooms::text[]) AND s.type = 'm.room.power_levels' AND s.state_key = ''
+          AND s.to_ordering IS NULL), '[]')::text AS push_power;
 
 -- name: ErasedUserInsert :exec
 INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON CONFLICT DO NOTHING;
