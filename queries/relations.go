@@ -260,17 +260,10 @@ func (q *Queries) aggregations(ctx context.Context, db readdb.DBTX, v Viewer, ro
 
 	now := q.now().UnixMilli()
 	build := func(id string, kids []child, t *thread) (json.RawMessage, error) {
-		var b bundle
-		if e := edits[id]; e != nil {
-			if r := fullRows[e.row.EventID]; r != nil {
-				out, err := q.renderOne(r, v, now, nil, nil)
-				if err != nil {
-					return nil, err
-				}
-				b.Replace = out
-			}
+		b, err := q.editAndReferences(id, kids, edits, fullRows, v, now)
+		if err != nil {
+			return nil, err
 		}
-		b.Reference = references(kids)
 		if t != nil {
 			if r := fullRows[t.latest.EventID]; r != nil {
 				rel, err := q.buildLatest(r, latestChildren[r.EventID], edits, fullRows, v, now)
@@ -302,19 +295,29 @@ func (q *Queries) aggregations(ctx context.Context, db readdb.DBTX, v Viewer, ro
 	return out, nil
 }
 
-// buildLatest is the m.relations of a thread's latest event.
-func (q *Queries) buildLatest(r *eventRow, kids []child, edits map[string]*child, fullRows map[string]*eventRow, v Viewer, now int64) (json.RawMessage, error) {
+// editAndReferences is the part of an event's m.relations every event may have: its
+// latest edit (m.replace), rendered, and its references.
+func (q *Queries) editAndReferences(id string, kids []child, edits map[string]*child, fullRows map[string]*eventRow, v Viewer, now int64) (bundle, error) {
 	var b bundle
-	if e := edits[r.EventID]; e != nil {
-		if er := fullRows[e.row.EventID]; er != nil {
-			out, err := q.renderOne(er, v, now, nil, nil)
+	if e := edits[id]; e != nil {
+		if r := fullRows[e.row.EventID]; r != nil {
+			out, err := q.renderOne(r, v, now, nil, nil)
 			if err != nil {
-				return nil, err
+				return bundle{}, err
 			}
 			b.Replace = out
 		}
 	}
 	b.Reference = references(kids)
+	return b, nil
+}
+
+// buildLatest is the m.relations of a thread's latest event.
+func (q *Queries) buildLatest(r *eventRow, kids []child, edits map[string]*child, fullRows map[string]*eventRow, v Viewer, now int64) (json.RawMessage, error) {
+	b, err := q.editAndReferences(r.EventID, kids, edits, fullRows, v, now)
+	if err != nil {
+		return nil, err
+	}
 	if b.Replace == nil && b.Reference == nil {
 		return nil, nil
 	}
