@@ -151,14 +151,8 @@ func (i invite3PID) check() error {
 		return errMissingParam("Missing id_server")
 	case i.IDAccessToken == "":
 		return errMissingParam("Missing id_access_token")
-	case i.Medium == "":
-		return errMissingParam("Missing medium")
-	case i.Address == "":
-		return errMissingParam("Missing address")
-	case i.Medium != commands.MediumEmail && i.Medium != commands.MediumMSISDN:
-		return errInvalidParam("medium must be email or msisdn")
 	}
-	return nil
+	return threepidRequest{Medium: i.Medium, Address: i.Address}.check()
 }
 
 // validUserID: u is a syntactically valid user ID within the spec's 255-byte limit.
