@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
@@ -42,6 +44,14 @@ const eventColumns = `transaction_id, "offset", uuid::text, stream, stream_versi
 type SchemaAdapter struct {
 	// BatchSize is the number of rows one poll reads; 100 when zero.
 	BatchSize int
+	// Skip lists event types the consumer does not handle. A poll still reads
+	// BatchSize rows, but hands over only the others, and the window's last row so
+	// that the consumer's checkpoint moves past the whole window. Consumers that handle
+	// a few types then neither receive nor decode the many rows of the others.
+	Skip []string
+	// Seen, if not nil, is set by every row a poll hands over to the number of rows the
+	// poll read (handed over or skipped): BatchSize of them means more may be waiting.
+	Seen *atomic.Int64
 }
 
 var _ wsql.SchemaAdapter = SchemaAdapter{}
@@ -103,23 +113,40 @@ func (s SchemaAdapter) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, e
 	}
 	// The row comparison is an index condition on the primary key, so the scan starts
 	// at the checkpoint instead of filtering the whole remaining log.
-	q := `WITH last_processed AS (` + next.Query + `)
-	SELECT ` + eventColumns + ` FROM eventlog.events
+	window := `SELECT * FROM eventlog.events
 	WHERE (transaction_id, "offset") > (
 			(SELECT last_processed_transaction_id FROM last_processed),
 			(SELECT offset_acked FROM last_processed))
 		AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 	ORDER BY transaction_id, "offset"
 	LIMIT ` + strconv.Itoa(batch)
-	return wsql.Query{Query: q, Args: next.Args}, nil
+	if len(s.Skip) == 0 {
+		q := `WITH last_processed AS (` + next.Query + `)
+		SELECT ` + eventColumns + `, 0::bigint FROM (` + window + `) w ORDER BY transaction_id, "offset"`
+		return wsql.Query{Query: q, Args: next.Args}, nil
+	}
+	// One scan of the window: its rows of skipped types are dropped after it, except
+	// the last, which carries the checkpoint past them.
+	skip := "$" + strconv.Itoa(len(next.Args)+1) + "::text[]"
+	q := `WITH last_processed AS (` + next.Query + `)
+	SELECT ` + eventColumns + `, seen FROM (
+		SELECT w.*, count(*) OVER () AS seen, row_number() OVER (ORDER BY transaction_id, "offset") AS n
+		FROM (` + window + `) w) w
+	WHERE NOT (type = ANY(` + skip + `)) OR n = seen
+	ORDER BY transaction_id, "offset"`
+	return wsql.Query{Query: q, Args: append(slices.Clone(next.Args), s.Skip)}, nil
 }
 
 // UnmarshalMessage turns a row selected by SelectQuery into a Watermill message whose
 // metadata carries every column; EventFromMessage reads it back.
 func (s SchemaAdapter) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
-	e, err := scanEvent(params.Row)
+	var seen int64
+	e, err := scanEvent(params.Row, &seen)
 	if err != nil {
 		return wsql.Row{}, err
+	}
+	if s.Seen != nil {
+		s.Seen.Store(seen)
 	}
 	msg := message.NewMessage(e.ID, []byte(e.Payload))
 	msg.Metadata = message.Metadata{
@@ -195,11 +222,12 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-func scanEvent(row scanner) (Event, error) {
+// scanEvent scans a row of eventColumns, and of extra columns after them.
+func scanEvent(row scanner, extra ...any) (Event, error) {
 	var e Event
 	var payload, meta string
-	err := row.Scan(&e.Position.XID, &e.Position.Offset, &e.ID, &e.Stream, &e.Version, &e.Type,
-		&payload, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash)
+	err := row.Scan(append([]any{&e.Position.XID, &e.Position.Offset, &e.ID, &e.Stream, &e.Version, &e.Type,
+		&payload, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash}, extra...)...)
 	if err != nil {
 		return Event{}, fmt.Errorf("scan event: %w", err)
 	}

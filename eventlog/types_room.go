@@ -19,6 +19,11 @@ const (
 	TypeEventReported = "report.filed.v1"
 )
 
+func init() {
+	Types = append(Types, TypeRoomEventAccepted, TypeAliasCreated, TypeAliasDeleted, TypeRoomPublished,
+		TypeRoomForgotten, TypeEventReported)
+}
+
 // RoomStream is the stream of a room's events.
 func RoomStream(roomID string) string { return "room:" + roomID }
 

@@ -420,7 +420,7 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 	backoff := &wakeBackoff{wake: wake, kick: r.kick[p.Name()], done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
 	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
-		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: liveBatchSize},
+		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: liveBatchSize, Skip: skipped(p), Seen: &backoff.seen},
 		OffsetsAdapter: checkpointOffsets{},
 		BackoffManager: backoff,
 		AckDeadline:    &ackDeadline,
@@ -714,8 +714,10 @@ type wakeBackoff struct {
 	retry  time.Duration
 	logger *slog.Logger
 	tries  int
-	// polled counts the messages of the current poll; batch is the poll's size limit.
+	// polled counts the messages of the current poll, seen the rows it read (skipped
+	// ones too); batch is the poll's size limit.
 	polled atomic.Int64
+	seen   atomic.Int64
 	batch  int64
 }
 
@@ -731,7 +733,7 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	}
 	if !noMsg {
 		b.tries = 0
-		if b.polled.Swap(0) >= b.batch {
+		if b.polled.Swap(0) >= b.batch || b.seen.Swap(0) >= b.batch {
 			return 0 // a full poll: more are waiting
 		}
 		// The poll took everything there was. Whatever was appended since woke the
@@ -739,6 +741,7 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 		return b.waitWake()
 	}
 	b.polled.Store(0)
+	b.seen.Store(0)
 	if b.tries > 0 {
 		// 0.5, 1, 2 ... 128 ms: about a quarter of a second in all, then idle. A wake-up
 		// meanwhile (another append) polls at once.
@@ -766,6 +769,19 @@ func (b *wakeBackoff) wait(d time.Duration) time.Duration {
 	case <-b.done:
 	}
 	return 0
+}
+
+// skipped lists the event types p does not handle, of those the log knows: its live
+// polls skip them in the database. Types the log does not list are delivered, and
+// Handles sorts them out.
+func skipped(p Projector) []string {
+	var out []string
+	for _, t := range eventlog.Types {
+		if !p.Handles(t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func ensureParams(p Projector) projdb.CheckpointEnsureParams {
