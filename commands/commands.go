@@ -124,12 +124,14 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 		return pos, decideErr
 	}
 	wrote = true
-	events, err := c.log.AppendAfter(ctx, tx, meta, heads, news...)
+	// The append and the write model's statements go with the COMMIT, in one round
+	// trip. The events' positions are known once it is back; the write model does not
+	// need them.
+	var wm pgbatch.DB
+	events, err := c.log.QueueAppend(ctx, tx, wm.Batch(), meta, heads, news...)
 	if err != nil {
 		return pos, err
 	}
-	// The write model's statements go with the COMMIT, in one round trip.
-	var wm pgbatch.DB
 	if err := queueWriteModel(ctx, &wm, events); err != nil {
 		return pos, err
 	}

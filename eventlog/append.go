@@ -59,18 +59,51 @@ type StreamHead struct {
 // are read as Append reads them. A wrong head makes the append fail (a version
 // conflict) rather than break a chain.
 func (l *Log) AppendAfter(ctx context.Context, tx pgx.Tx, meta Metadata, known map[string]StreamHead, events ...NewEvent) ([]Event, error) {
+	out, msgs, err := l.prepare(ctx, tx, meta, known, events)
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	exec := &returningExec{tx: tx}
+	if err := l.publish(exec, msgs); err != nil {
+		return nil, err
+	}
+	if err := exec.place(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QueueAppend is AppendAfter for a caller that sends the append with its COMMIT: the
+// INSERT is queued in b instead of run, so that the append, whatever else the caller
+// queues after it and the commit go to PostgreSQL in one round trip. The events'
+// positions are zero until b's results are read (the callback queued with the INSERT
+// sets them); a version conflict then fails b with ErrVersionConflict.
+func (l *Log) QueueAppend(ctx context.Context, tx pgx.Tx, b *pgx.Batch, meta Metadata, known map[string]StreamHead, events ...NewEvent) ([]Event, error) {
+	out, msgs, err := l.prepare(ctx, tx, meta, known, events)
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	if err := l.publish(&queueingExec{b: b, out: out}, msgs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// prepare reads the heads of events' streams (those not known) and builds the events as
+// they will be stored, with the Watermill messages that carry them.
+func (l *Log) prepare(ctx context.Context, tx pgx.Tx, meta Metadata, known map[string]StreamHead, events []NewEvent) ([]Event, message.Messages, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	rawMeta, err := json.Marshal(meta)
 	if err != nil {
-		return nil, fmt.Errorf("append: metadata: %w", err)
+		return nil, nil, fmt.Errorf("append: metadata: %w", err)
 	}
 	recorded := l.now().UTC().Truncate(time.Microsecond)
 
 	heads, err := streamHeads(ctx, tx, events, known)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	checked := make(map[string]bool, len(heads))
 	out := make([]Event, len(events))
@@ -80,13 +113,13 @@ func (l *Log) AppendAfter(ctx context.Context, tx pgx.Tx, meta Metadata, known m
 		if !checked[ne.Stream] {
 			checked[ne.Stream] = true
 			if ne.ExpectVersion != AnyVersion && ne.ExpectVersion != h.version {
-				return nil, fmt.Errorf("append to %s: expected version %d, stream is at %d: %w",
+				return nil, nil, fmt.Errorf("append to %s: expected version %d, stream is at %d: %w",
 					ne.Stream, ne.ExpectVersion, h.version, ErrVersionConflict)
 			}
 		}
 		payload, err := json.Marshal(ne.Data)
 		if err != nil {
-			return nil, fmt.Errorf("append %s: payload: %w", ne.Type, err)
+			return nil, nil, fmt.Errorf("append %s: payload: %w", ne.Type, err)
 		}
 		e := Event{
 			ID:         uuid.NewString(),
@@ -115,26 +148,29 @@ func (l *Log) AppendAfter(ctx context.Context, tx pgx.Tx, meta Metadata, known m
 		msg.SetContext(ctx)
 		msgs[i] = msg
 	}
+	return out, msgs, nil
+}
 
-	exec := &returningExec{tx: tx}
+// publish inserts msgs through Watermill's SQL publisher, executing with exec.
+func (l *Log) publish(exec wsql.ContextExecutor, msgs message.Messages) error {
 	pub, err := wsql.NewPublisher(exec, wsql.PublisherConfig{SchemaAdapter: l.schema}, l.wmLogger)
 	if err != nil {
-		return nil, fmt.Errorf("append: publisher: %w", err)
+		return fmt.Errorf("append: publisher: %w", err)
 	}
 	if err := pub.Publish(Topic, msgs...); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_stream_version_key" {
-			return nil, fmt.Errorf("append: %w", ErrVersionConflict)
-		}
-		return nil, fmt.Errorf("append: %w", err)
+		return appendError(err)
 	}
-	if len(exec.positions) != len(out) {
-		return nil, fmt.Errorf("append: %d rows inserted for %d events", len(exec.positions), len(out))
+	return nil
+}
+
+// appendError is err of an INSERT into the log, a version conflict when a concurrent
+// writer took the stream version first.
+func appendError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_stream_version_key" {
+		return fmt.Errorf("append: %w", ErrVersionConflict)
 	}
-	for i := range out {
-		out[i].Position = exec.positions[out[i].ID]
-	}
-	return out, nil
+	return fmt.Errorf("append: %w", err)
 }
 
 // Committed tells subscribers that a transaction which appended events of types has
@@ -173,19 +209,39 @@ func (r *returningExec) ExecContext(ctx context.Context, query string, args ...a
 		return nil, err
 	}
 	defer rows.Close()
-	r.positions = make(map[string]Position)
+	r.positions, err = scanPositions(rows)
+	if err != nil {
+		return nil, err
+	}
+	return wsql.PgxResult{CommandTag: rows.CommandTag()}, nil
+}
+
+// place sets the positions of out from what the INSERT returned.
+func (r *returningExec) place(out []Event) error {
+	return placePositions(out, r.positions)
+}
+
+func scanPositions(rows pgx.Rows) (map[string]Position, error) {
+	positions := make(map[string]Position)
 	for rows.Next() {
 		var id string
 		var p Position
 		if err := rows.Scan(&id, &p.XID, &p.Offset); err != nil {
 			return nil, err
 		}
-		r.positions[id] = p
+		positions[id] = p
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return positions, rows.Err()
+}
+
+func placePositions(out []Event, positions map[string]Position) error {
+	if len(positions) != len(out) {
+		return fmt.Errorf("append: %d rows inserted for %d events", len(positions), len(out))
 	}
-	return wsql.PgxResult{CommandTag: rows.CommandTag()}, nil
+	for i := range out {
+		out[i].Position = positions[out[i].ID]
+	}
+	return nil
 }
 
 func (r *returningExec) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
@@ -194,6 +250,36 @@ func (r *returningExec) QueryContext(ctx context.Context, query string, args ...
 		return nil, err
 	}
 	return wsql.PgxRows{Rows: rows}, nil
+}
+
+// queueingExec is the ContextExecutor of QueueAppend: it queues the INSERT in a batch,
+// with a callback that sets out's positions from what the INSERT returns.
+type queueingExec struct {
+	b   *pgx.Batch
+	out []Event
+}
+
+var _ wsql.ContextExecutor = (*queueingExec)(nil)
+
+func (q *queueingExec) ExecContext(_ context.Context, query string, args ...any) (wsql.Result, error) {
+	out := q.out
+	q.b.Queue(query, args...).Fn = func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return appendError(err)
+		}
+		defer rows.Close()
+		positions, err := scanPositions(rows)
+		if err != nil {
+			return appendError(err)
+		}
+		return placePositions(out, positions)
+	}
+	return wsql.PgxResult{}, nil
+}
+
+func (q *queueingExec) QueryContext(context.Context, string, ...any) (wsql.Rows, error) {
+	return nil, errors.New("append: a queued append runs no queries")
 }
 
 // head is a stream's last version and hash.

@@ -772,3 +772,68 @@ func mustMeta(t *testing.T, e eventlog.Event) eventlog.Metadata {
 	}
 	return m
 }
+
+// QueueAppend's INSERT goes with the caller's next batch: the events' positions are
+// there once the batch's results are read, and a conflict fails the batch with
+// ErrVersionConflict, leaving nothing behind.
+func TestQueueAppend(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	pool := newPool(t, 4)
+	log := eventlog.New(discardLogger(), nil)
+
+	queued := func(events ...eventlog.NewEvent) ([]eventlog.Event, error) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		var b pgx.Batch
+		out, err := log.QueueAppend(ctx, tx, &b, testMeta, nil, events...)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range out {
+			if !e.Position.IsZero() {
+				t.Fatalf("position %s before the batch ran", e.Position)
+			}
+		}
+		b.Queue("SELECT 1")
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return nil, err
+		}
+		return out, tx.Commit(ctx)
+	}
+	out, err := queued(ev("test:q", 1, eventlog.NoStream), ev("test:q", 2, eventlog.AnyVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := readAll(t, ctx, pool)
+	if len(all) != 2 {
+		t.Fatalf("log has %d events, want 2", len(all))
+	}
+	for i, e := range out {
+		if e.Position != all[i].Position || e.ID != all[i].ID || e.Version != int64(i+1) {
+			t.Errorf("event %d: %s v%d at %s, stored %s v%d at %s", i, e.ID, e.Version, e.Position, all[i].ID, all[i].Version, all[i].Position)
+		}
+	}
+
+	// A head read before another writer moved the stream: the INSERT conflicts.
+	stale := map[string]eventlog.StreamHead{"test:q": {Version: 1, Hash: out[0].Hash}}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var b pgx.Batch
+	if _, err := log.QueueAppend(ctx, tx, &b, testMeta, stale, ev("test:q", 3, eventlog.AnyVersion)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); !errors.Is(err, eventlog.ErrVersionConflict) {
+		t.Fatalf("queued append after a stale head: err = %v, want ErrVersionConflict", err)
+	}
+	_ = tx.Rollback(ctx)
+	if n := len(readAll(t, ctx, pool)); n != 2 {
+		t.Fatalf("log has %d events after the conflict, want 2", n)
+	}
+}

@@ -371,8 +371,10 @@ func (t *LazyTx) Commit(ctx context.Context) error {
 	return nil
 }
 
-// CommitBatch sends b's statements and COMMIT in one round trip. When a statement of
-// b fails, the transaction is rolled back and its error returned.
+// CommitBatch sends b's statements and COMMIT in one round trip. A statement queued with
+// a callback (QueuedQuery.Fn: Query, QueryRow, Exec) reads its own results. When a
+// statement of b or a callback fails, the transaction is rolled back and its error
+// returned.
 func (t *LazyTx) CommitBatch(ctx context.Context, b *pgx.Batch) error {
 	if b.Len() == 0 {
 		return t.Commit(ctx)
@@ -385,8 +387,13 @@ func (t *LazyTx) CommitBatch(ctx context.Context, b *pgx.Batch) error {
 	nb.Queue("COMMIT")
 	br := t.conn.SendBatch(ctx, nb)
 	err := skip(br, n)
-	for range b.Len() {
-		if err == nil {
+	for _, qq := range b.QueuedQueries {
+		if err != nil {
+			break
+		}
+		if qq.Fn != nil {
+			err = qq.Fn(br)
+		} else {
 			_, err = br.Exec()
 		}
 	}
