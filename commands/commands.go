@@ -55,6 +55,7 @@ type Commands struct {
 	cfg    Config
 	logger *slog.Logger
 	now    func() time.Time
+	rooms  roomMemos
 	idps   IdentityProviders // nil: no single sign-on
 	ids    IdentityServers   // nil: no identity server trusted
 
@@ -119,7 +120,9 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 		}
 	}()
 	heads := map[string]eventlog.StreamHead{}
-	news, decideErr := decide(context.WithValue(ctx, headsKey{}, heads), tx)
+	var hooks afterCommit
+	dctx := context.WithValue(context.WithValue(ctx, headsKey{}, heads), afterCommitKey{}, &hooks)
+	news, decideErr := decide(dctx, tx)
 	if len(news) == 0 {
 		return pos, decideErr
 	}
@@ -141,6 +144,9 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 	}
 	wrote = false
 	c.log.Committed(eventlog.TypesOf(events)...)
+	for _, fn := range hooks {
+		fn(events)
+	}
 	return events[len(events)-1].Position, decideErr
 }
 

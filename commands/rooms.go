@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix/id"
@@ -76,6 +77,11 @@ type room struct {
 	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
 	news        []eventlog.NewEvent
 	built       []*pdus.Event
+	// head is the version of the room's stream when the command opened it; whole is
+	// false when the room has more extremities than one event takes as prev_events
+	// (see remember).
+	head  int64
+	whole bool
 }
 
 // opening is what a command asks of openRoom besides the room: state it will need
@@ -94,10 +100,20 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 	if err := c.q.RoomLock(ctx, p, roomID); err != nil {
 		return nil, "", fmt.Errorf("lock room %s: %w", roomID, err)
 	}
-	params := writedb.RoomOpenParams{RoomID: roomID, Types: []string{}, StateKeys: []string{}, UserID: o.user}
+	memo := c.rooms.get(roomID)
+	params := writedb.RoomOpenParams{RoomID: roomID, KnownVersion: -1, UserID: o.user,
+		Types: make([]string, 0, len(o.preload)), StateKeys: make([]string, 0, len(o.preload)), Cached: make([]bool, 0, len(o.preload))}
+	if memo != nil {
+		params.KnownVersion = memo.head
+	}
 	for _, k := range o.preload {
 		params.Types = append(params.Types, k.Type)
 		params.StateKeys = append(params.StateKeys, k.StateKey)
+		cached := false
+		if memo != nil {
+			_, cached = memo.state[k]
+		}
+		params.Cached = append(params.Cached, cached)
 	}
 	if o.txn != nil {
 		params.DeviceID, params.Scope, params.TxnID = o.txn.DeviceID, o.txn.Scope, o.txn.TxnID
@@ -109,29 +125,44 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 	if err != nil {
 		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
-	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, published: row.Published, state: map[pdus.StateKey]*pdus.Event{}}
+	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, published: row.Published,
+		head: row.HeadVersion, whole: true}
 	if row.HeadVersion > 0 {
 		knowHead(ctx, eventlog.RoomStream(roomID), eventlog.StreamHead{Version: row.HeadVersion, Hash: row.HeadHash})
 	}
-	var ext []struct {
-		EventID string          `json:"event_id"`
-		PDU     json.RawMessage `json:"pdu"`
-	}
-	if err := json.Unmarshal([]byte(row.Extremities), &ext); err != nil {
-		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
-	}
-	if len(ext) > maxPrevEvents {
-		ext = ext[:maxPrevEvents]
-	}
-	for _, x := range ext {
-		ev, err := pdus.Parse(r.version, x.EventID, x.PDU)
-		if err != nil {
-			return nil, "", err
+	onCommit(ctx, r.remember)
+	if memo != nil && memo.head == row.HeadVersion {
+		// Nothing was appended to the room since this process last wrote to it.
+		r.extremities = memo.extremities
+		r.state = maps.Clone(memo.state)
+	} else {
+		r.state = map[pdus.StateKey]*pdus.Event{}
+		var ext []struct {
+			EventID string          `json:"event_id"`
+			PDU     json.RawMessage `json:"pdu"`
 		}
-		r.extremities = append(r.extremities, ev)
+		if err := json.Unmarshal([]byte(row.Extremities), &ext); err != nil {
+			return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
+		}
+		if len(ext) > maxPrevEvents {
+			ext = ext[:maxPrevEvents]
+			r.whole = false
+		}
+		for _, x := range ext {
+			ev, err := pdus.Parse(r.version, x.EventID, x.PDU)
+			if err != nil {
+				return nil, "", err
+			}
+			r.extremities = append(r.extremities, ev)
+		}
+		for _, k := range o.preload {
+			r.state[k] = nil
+		}
 	}
 	for _, k := range o.preload {
-		r.state[k] = nil
+		if _, known := r.state[k]; !known {
+			r.state[k] = nil
+		}
 	}
 	var state []struct {
 		Type     string          `json:"type"`

@@ -227,50 +227,60 @@ func (q *Queries) RoomMembersByMembership(ctx context.Context, db DBTX, arg Room
 
 const roomOpen = `-- name: RoomOpen :one
 SELECT r.room_version, r.max_depth, r.published,
-    coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
-        FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
+    coalesce(h.stream_version, 0)::bigint AS head_version, h.hash AS head_hash,
+    CASE WHEN h.stream_version = $1::bigint THEN '[]' ELSE
+        coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
+            FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]') END::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
         FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
         WHERE s.room_id = r.room_id
-          AND (s.type, s.state_key) IN (SELECT unnest($1::text[]), unnest($2::text[]))), '[]')::text AS state,
+          AND (s.type, s.state_key) IN (
+            SELECT k.type, k.state_key FROM (SELECT unnest($2::text[]) AS type, unnest($3::text[]) AS state_key,
+                unnest($4::bool[]) AS cached) k
+            WHERE NOT (k.cached AND h.stream_version IS NOT DISTINCT FROM $1::bigint))), '[]')::text AS state,
     coalesce((SELECT t.event_id FROM writemodel.room_txns t
-        WHERE t.user_id = $3 AND t.device_id = $4 AND t.scope = $5 AND t.txn_id = $6), '')::text AS txn_event,
-    -- The head of the room's stream in the log, which the room's lock keeps still.
-    coalesce((SELECT h.stream_version FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
-        ORDER BY h.stream_version DESC LIMIT 1), 0)::bigint AS head_version,
-    (SELECT h.hash FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
-        ORDER BY h.stream_version DESC LIMIT 1) AS head_hash
-FROM writemodel.rooms r WHERE r.room_id = $7
+        WHERE t.user_id = $5 AND t.device_id = $6 AND t.scope = $7 AND t.txn_id = $8), '')::text AS txn_event
+FROM writemodel.rooms r
+LEFT JOIN LATERAL (SELECT e.stream_version, e.hash FROM eventlog.events e WHERE e.stream = 'room:' || r.room_id
+    ORDER BY e.stream_version DESC LIMIT 1) h ON true
+WHERE r.room_id = $9
 `
 
 type RoomOpenParams struct {
-	Types     []string
-	StateKeys []string
-	UserID    string
-	DeviceID  string
-	Scope     string
-	TxnID     string
-	RoomID    string
+	KnownVersion int64
+	Types        []string
+	StateKeys    []string
+	Cached       []bool
+	UserID       string
+	DeviceID     string
+	Scope        string
+	TxnID        string
+	RoomID       string
 }
 
 type RoomOpenRow struct {
 	RoomVersion string
 	MaxDepth    int64
 	Published   bool
+	HeadVersion int64
+	HeadHash    []byte
 	Extremities string
 	State       string
 	TxnEvent    string
-	HeadVersion int64
-	HeadHash    []byte
 }
 
 // Everything a command needs to build a room's next event, in one round trip: the room,
-// its forward extremities, the current state events of the given keys, and the event
-// of an earlier attempt of the client transaction, if any.
+// the head of its stream in the log (which the room's lock keeps still), its forward
+// extremities, the current state events of the given keys, and the event of an earlier
+// attempt of the client transaction, if any. When the head is still @known_version, the
+// command remembers the extremities, and the state of the keys marked @cached, from
+// that version: those are left out.
 func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (RoomOpenRow, error) {
 	row := db.QueryRow(ctx, roomOpen,
+		arg.KnownVersion,
 		arg.Types,
 		arg.StateKeys,
+		arg.Cached,
 		arg.UserID,
 		arg.DeviceID,
 		arg.Scope,
@@ -282,11 +292,11 @@ func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (Ro
 		&i.RoomVersion,
 		&i.MaxDepth,
 		&i.Published,
+		&i.HeadVersion,
+		&i.HeadHash,
 		&i.Extremities,
 		&i.State,
 		&i.TxnEvent,
-		&i.HeadVersion,
-		&i.HeadHash,
 	)
 	return i, err
 }

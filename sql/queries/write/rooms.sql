@@ -69,23 +69,29 @@ SELECT alias FROM writemodel.room_aliases WHERE room_id = @room_id ORDER BY alia
 
 -- name: RoomOpen :one
 -- Everything a command needs to build a room's next event, in one round trip: the room,
--- its forward extremities, the current state events of the given keys, and the event
--- of an earlier attempt of the client transaction, if any.
+-- the head of its stream in the log (which the room's lock keeps still), its forward
+-- extremities, the current state events of the given keys, and the event of an earlier
+-- attempt of the client transaction, if any. When the head is still @known_version, the
+-- command remembers the extremities, and the state of the keys marked @cached, from
+-- that version: those are left out.
 SELECT r.room_version, r.max_depth, r.published,
-    coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
-        FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]')::text AS extremities,
+    coalesce(h.stream_version, 0)::bigint AS head_version, h.hash AS head_hash,
+    CASE WHEN h.stream_version = @known_version::bigint THEN '[]' ELSE
+        coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
+            FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]') END::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
         FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
         WHERE s.room_id = r.room_id
-          AND (s.type, s.state_key) IN (SELECT unnest(@types::text[]), unnest(@state_keys::text[]))), '[]')::text AS state,
+          AND (s.type, s.state_key) IN (
+            SELECT k.type, k.state_key FROM (SELECT unnest(@types::text[]) AS type, unnest(@state_keys::text[]) AS state_key,
+                unnest(@cached::bool[]) AS cached) k
+            WHERE NOT (k.cached AND h.stream_version IS NOT DISTINCT FROM @known_version::bigint))), '[]')::text AS state,
     coalesce((SELECT t.event_id FROM writemodel.room_txns t
-        WHERE t.user_id = @user_id AND t.device_id = @device_id AND t.scope = @scope AND t.txn_id = @txn_id), '')::text AS txn_event,
-    -- The head of the room's stream in the log, which the room's lock keeps still.
-    coalesce((SELECT h.stream_version FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
-        ORDER BY h.stream_version DESC LIMIT 1), 0)::bigint AS head_version,
-    (SELECT h.hash FROM eventlog.events h WHERE h.stream = 'room:' || r.room_id
-        ORDER BY h.stream_version DESC LIMIT 1) AS head_hash
-FROM writemodel.rooms r WHERE r.room_id = @room_id;
+        WHERE t.user_id = @user_id AND t.device_id = @device_id AND t.scope = @scope AND t.txn_id = @txn_id), '')::text AS txn_event
+FROM writemodel.rooms r
+LEFT JOIN LATERAL (SELECT e.stream_version, e.hash FROM eventlog.events e WHERE e.stream = 'room:' || r.room_id
+    ORDER BY e.stream_version DESC LIMIT 1) h ON true
+WHERE r.room_id = @room_id;
 
 -- name: RoomsOfMember :many
 -- The rooms a user is joined to, invited to or knocking on.

@@ -1,0 +1,97 @@
+package commands
+
+import (
+	"context"
+	"maps"
+	"sync"
+
+	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pdus"
+)
+
+// roomMemo is what a command of this process last knew of a room when it committed:
+// its forward extremities and the current state of the keys it had read, as of
+// version head of the room's stream. The room's lock keeps the stream still while a
+// command holds it, so a command that finds the stream still at head knows all that
+// without reading and parsing it again. A memo is never changed once made.
+type roomMemo struct {
+	head        int64
+	extremities []*pdus.Event
+	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
+}
+
+// roomMemos are the memos of the rooms this process wrote to last, at most
+// maxRoomMemos of them.
+type roomMemos struct {
+	mu sync.Mutex
+	m  map[string]*roomMemo
+}
+
+const maxRoomMemos = 4096
+
+func (ms *roomMemos) get(roomID string) *roomMemo {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.m[roomID]
+}
+
+func (ms *roomMemos) put(roomID string, m *roomMemo) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.m == nil {
+		ms.m = map[string]*roomMemo{}
+	}
+	if _, ok := ms.m[roomID]; !ok && len(ms.m) >= maxRoomMemos {
+		// Forget an eighth, whichever the map hands out first.
+		n := maxRoomMemos / 8
+		for k := range ms.m {
+			delete(ms.m, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	ms.m[roomID] = m
+}
+
+func (ms *roomMemos) drop(roomID string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	delete(ms.m, roomID)
+}
+
+// afterCommitKey is the context key under which a decider finds where to leave what
+// to do once its command has committed, with the events it appended.
+type afterCommitKey struct{}
+
+type afterCommit []func(events []eventlog.Event)
+
+// onCommit has fn run once the running command has committed.
+func onCommit(ctx context.Context, fn func(events []eventlog.Event)) {
+	if hooks, ok := ctx.Value(afterCommitKey{}).(*afterCommit); ok {
+		*hooks = append(*hooks, fn)
+	}
+}
+
+// remember records what r knows after its command committed events: the head of the
+// room's stream is the last of them on it. A room whose extremities were more than one
+// event may take as prev_events, or whose stream took room events r did not build, is
+// forgotten instead: the next command reads it whole.
+func (r *room) remember(events []eventlog.Event) {
+	stream := eventlog.RoomStream(r.id)
+	head, built := r.head, 0
+	for _, e := range events {
+		if e.Stream != stream {
+			continue
+		}
+		head = e.Version
+		if e.Type == eventlog.TypeRoomEventAccepted {
+			built++
+		}
+	}
+	if !r.whole || built != len(r.built) || head == 0 {
+		r.c.rooms.drop(r.id)
+		return
+	}
+	r.c.rooms.put(r.id, &roomMemo{head: head, extremities: r.extremities, state: maps.Clone(r.state)})
+}
