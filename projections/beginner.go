@@ -20,6 +20,7 @@ import (
 type beginner struct {
 	pool     *pgxpool.Pool
 	onCommit func(eventlog.Position)
+	mem      *liveMemory // the projector's live memory, told of commits
 }
 
 var _ wsql.Beginner = (*beginner)(nil)
@@ -43,7 +44,7 @@ func (b *beginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx
 	if err != nil {
 		return nil, err
 	}
-	return &hookTx{tx: tx, ctx: ctx, onCommit: b.onCommit}, nil
+	return &hookTx{tx: tx, ctx: ctx, onCommit: b.onCommit, mem: b.mem}, nil
 }
 
 func (b *beginner) ExecContext(ctx context.Context, q string, args ...any) (wsql.Result, error) {
@@ -79,6 +80,7 @@ type hookTx struct {
 	ctx      context.Context
 	applied  eventlog.Position
 	onCommit func(eventlog.Position)
+	mem      *liveMemory
 	// pending are the events of this poll the projector handles, not applied yet;
 	// flush applies them.
 	pending []eventlog.Event
@@ -124,6 +126,9 @@ func (t *hookTx) Commit() error {
 			return nil
 		}
 		return err
+	}
+	if t.mem != nil {
+		t.mem.committed()
 	}
 	if !t.applied.IsZero() && t.onCommit != nil {
 		t.onCommit(t.applied)

@@ -68,6 +68,7 @@ type roomsBatch struct {
 	last     map[string]int64      // room → last stream ordering
 	reports  int64
 	parsed   map[int]parsedEvent // the batch's room events, by index
+	redacted map[string]bool     // rooms with a redaction in the batch
 }
 
 type stateKey struct{ room, typ, key string }
@@ -79,16 +80,19 @@ type batchEvent struct {
 }
 
 // Apply implements Projector. It reads what the batch's events need (the last
-// ordering, the rooms' history visibility, the state their state events replace) in one
-// round trip, then queues every row in one pipelined batch.
+// ordering, the rooms' history visibility, the state their state events replace, the
+// push rules' room state) in one round trip, unless the live memory has it all, then
+// queues every row in one pipelined batch.
 func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	q := projdb.New()
 	rb := &roomsBatch{ctx: ctx, tx: tx, q: q, hv: map[string]string{}, state: map[stateKey]string{},
 		events: map[string]batchEvent{}, versions: map[string]string{}, last: map[string]int64{}, reports: -1,
-		parsed: map[int]parsedEvent{}}
+		parsed: map[int]parsedEvent{}, redacted: map[string]bool{}}
+	mem := liveMemoryOf(ctx, newRoomsMemory)
 	var pre projdb.RoomsBatchPreludeParams
 	pre.Rooms, pre.StateRooms, pre.StateTypes, pre.StateKeys = []string{}, []string{}, []string{}, []string{}
 	seenRoom := map[string]bool{}
+	push := map[string]*notifyRoom{}
 	for i, e := range events {
 		if e.Type != eventlog.TypeRoomEventAccepted {
 			continue
@@ -104,17 +108,58 @@ func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		rb.parsed[i] = parsedEvent{d: d, ev: ev}
 		if !seenRoom[d.RoomID] {
 			seenRoom[d.RoomID] = true
-			pre.Rooms = append(pre.Rooms, d.RoomID)
+			if m := mem.room(d.RoomID); m != nil {
+				rb.hv[d.RoomID], push[d.RoomID] = m.hv, m.push
+			} else {
+				pre.Rooms = append(pre.Rooms, d.RoomID)
+			}
 		}
 		if key, ok := ev.StateKey(); ok {
-			pre.StateRooms = append(pre.StateRooms, d.RoomID)
-			pre.StateTypes = append(pre.StateTypes, ev.Type())
-			pre.StateKeys = append(pre.StateKeys, key)
+			k := stateKey{d.RoomID, ev.Type(), key}
+			if id, known := mem.current(k); known {
+				rb.state[k] = id
+			} else {
+				pre.StateRooms = append(pre.StateRooms, d.RoomID)
+				pre.StateTypes = append(pre.StateTypes, ev.Type())
+				pre.StateKeys = append(pre.StateKeys, key)
+			}
 		}
 	}
-	row, err := q.RoomsBatchPrelude(ctx, tx, pre)
-	if err != nil {
+	if next, known := mem.ordering(); known && len(pre.Rooms) == 0 && len(pre.StateKeys) == 0 {
+		rb.next = next // all the batch needs is remembered
+	} else if err := rb.prelude(pre, push); err != nil {
 		return fmt.Errorf("rooms: %w", err)
+	}
+	items := make([]parsedEvent, 0, len(rb.parsed))
+	for i, e := range events {
+		var err error
+		if p, ok := rb.parsed[i]; ok {
+			err = rb.roomEvent(p.d, p.ev)
+			items = append(items, p)
+		} else {
+			err = rb.apply(e)
+		}
+		if err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+	}
+	if err := notify(ctx, &rb.b, r.ServerName, r.rules, items, push); err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	if err := rb.b.Send(ctx, tx); err != nil {
+		return err
+	}
+	mem.update(rb, push)
+	return nil
+}
+
+// prelude reads what the batch needs and the live memory does not have: the last
+// ordering, and for pre's rooms and state keys the history visibility, the push rules'
+// room state (into push) and the current state event.
+func (rb *roomsBatch) prelude(pre projdb.RoomsBatchPreludeParams, push map[string]*notifyRoom) error {
+	row, err := rb.q.RoomsBatchPrelude(rb.ctx, rb.tx, pre)
+	if err != nil {
+		return err
 	}
 	rb.next = row.MaxOrdering
 	for _, r := range pre.Rooms {
@@ -128,7 +173,7 @@ func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		HV     string `json:"hv"`
 	}
 	if err := json.Unmarshal([]byte(row.Visibilities), &vis); err != nil {
-		return fmt.Errorf("rooms: %w", err)
+		return err
 	}
 	for _, v := range vis {
 		rb.hv[v.RoomID] = knownVisibility(v.HV)
@@ -140,31 +185,22 @@ func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		EventID  string `json:"event_id"`
 	}
 	if err := json.Unmarshal([]byte(row.CurrentState), &cur); err != nil {
-		return fmt.Errorf("rooms: %w", err)
+		return err
 	}
 	for _, c := range cur {
 		rb.state[stateKey{c.RoomID, c.Type, c.StateKey}] = c.EventID
 	}
-	items := make([]parsedEvent, 0, len(rb.parsed))
-	for i, e := range events {
-		if p, ok := rb.parsed[i]; ok {
-			err = rb.roomEvent(p.d, p.ev)
-			items = append(items, p)
-		} else {
-			err = rb.apply(e)
-		}
-		if err != nil {
-			return fmt.Errorf("rooms: %w", err)
-		}
-	}
-	push, err := notifyRooms(row.PushMembers, row.PushPower)
+	read, err := notifyRooms(row.PushMembers, row.PushPower)
 	if err != nil {
-		return fmt.Errorf("rooms: %w", err)
+		return err
 	}
-	if err := notify(ctx, &rb.b, r.ServerName, r.rules, items, push); err != nil {
-		return fmt.Errorf("rooms: %w", err)
+	for _, r := range pre.Rooms {
+		push[r] = read[r]
+		if push[r] == nil {
+			push[r] = &notifyRoom{members: map[string]string{}}
+		}
 	}
-	return rb.b.Send(ctx, tx)
+	return nil
 }
 
 type parsedEvent struct {
@@ -334,6 +370,7 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 	}
 	rb.events[d.EventID] = batchEvent{room: d.RoomID, typ: ev.Type(), version: d.RoomVersion, event: client, pdu: d.PDU}
 	if target := ev.Redacts(); target != "" {
+		rb.redacted[d.RoomID] = true
 		return rb.redact(d.RoomID, target, d.EventID)
 	}
 	return nil

@@ -44,6 +44,8 @@ type Runner struct {
 	hub     *hub
 	wakers  map[string]Waker
 	pending map[string]*pendingKeys
+	// memories are the live memories of the projectors this process runs.
+	memories map[string]*liveMemory
 
 	// BatchSize is how many events one catch-up transaction applies.
 	BatchSize int
@@ -73,6 +75,7 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		hub:              newHub(),
 		wakers:           map[string]Waker{},
 		pending:          map[string]*pendingKeys{},
+		memories:         map[string]*liveMemory{},
 		BatchSize:        2000,
 		RebuildBatchSize: 5000,
 		IdlePoll:         500 * time.Millisecond,
@@ -87,6 +90,7 @@ func NewRunner(pool *pgxpool.Pool, notifier *eventlog.Notifier, logger *slog.Log
 		r.running[p.Name()] = new(atomic.Bool)
 		r.careful[p.Name()] = new(atomic.Bool)
 		r.pending[p.Name()] = &pendingKeys{}
+		r.memories[p.Name()] = &liveMemory{}
 		if w, ok := p.(Waker); ok {
 			r.wakers[p.Name()] = w
 		}
@@ -152,8 +156,11 @@ func (r *Runner) runOne(ctx context.Context, locks *lockConn, p Projector) error
 		if err := r.prepare(ctx, r.pool, p); err != nil {
 			return err
 		}
+		// Another process may have run the projector meanwhile.
+		mem := r.memories[p.Name()]
+		*mem = liveMemory{}
 		start := time.Now()
-		n, err := r.catchUp(ctx, r.pool, p, eventlog.Bound{}, eventlog.Position{}, false, nil)
+		n, err := r.catchUp(withLiveMemory(ctx, mem), r.pool, p, eventlog.Bound{}, eventlog.Position{}, false, nil)
 		if err != nil {
 			return err
 		}
@@ -339,6 +346,7 @@ func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, 
 			handled = append(handled, e)
 		}
 	}
+	memBegin(ctx)
 	applied, err := r.applyEvents(ctx, tx, p, handled)
 	if err != nil {
 		return err
@@ -353,7 +361,11 @@ func (r *Runner) applyBatch(ctx context.Context, db *pgxpool.Pool, p Projector, 
 	if n == 0 {
 		return fmt.Errorf("checkpoint of %s moved past %s meanwhile", p.Name(), last)
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	memCommitted(ctx)
+	return nil
 }
 
 // applyEvents applies events in one savepoint; if that fails it applies them one by one
@@ -368,6 +380,7 @@ func (r *Runner) applyEvents(ctx context.Context, tx pgx.Tx, p Projector, events
 		return len(events), nil
 	}
 	disableRebuildMemory(ctx)
+	memForget(ctx)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
@@ -378,6 +391,7 @@ func (r *Runner) applyEvents(ctx context.Context, tx pgx.Tx, p Projector, events
 			applied++
 			continue
 		}
+		memForget(ctx)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
@@ -418,7 +432,7 @@ func (r *Runner) follow(ctx context.Context, p Projector, log *slog.Logger) erro
 		r.announce.moved(p.Name())
 	}
 	backoff := &wakeBackoff{wake: wake, kick: r.kick[p.Name()], done: ctx.Done(), idle: r.IdlePoll, retry: time.Second, logger: log, batch: liveBatchSize}
-	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed}, wsql.SubscriberConfig{
+	sub, err := wsql.NewSubscriber(&beginner{pool: r.pool, onCommit: committed, mem: r.memories[p.Name()]}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
 		SchemaAdapter:  eventlog.SchemaAdapter{BatchSize: liveBatchSize, Skip: skipped(p), Seen: &backoff.seen},
 		OffsetsAdapter: checkpointOffsets{},
@@ -477,7 +491,7 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 	}
 	if htx.flush == nil {
 		htx.flush = func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-			return r.applyLive(ctx, tx, p, events)
+			return r.applyLive(withLiveMemory(ctx, r.memories[p.Name()]), tx, p, events)
 		}
 	}
 	htx.pending = append(htx.pending, e)
@@ -513,8 +527,10 @@ func (r *Runner) applyLiveBatch(ctx context.Context, tx pgx.Tx, p Projector, eve
 	// fails, the poll's transaction is lost and the same events come again, and then
 	// they go through applyEvents, which isolates an event that cannot be applied.
 	careful := r.careful[p.Name()]
+	memBegin(ctx)
 	if !careful.Load() {
 		if err := p.Apply(ctx, tx, events); err != nil {
+			memForget(ctx)
 			careful.Store(true)
 			return fmt.Errorf("apply (the poll is retried carefully): %w", err)
 		}
