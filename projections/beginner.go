@@ -39,8 +39,13 @@ func (b *beginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx
 			return nil, fmt.Errorf("isolation level %v not supported", opts.Isolation)
 		}
 	}
-	// The poll's BEGIN goes with its first statement (the select).
-	tx, err := pgbatch.BeginLazy(ctx, b.pool, asyncBegin(o.IsoLevel)...)
+	// The poll's BEGIN goes with its first statement (the select). The poll must walk
+	// the log's primary key from the checkpoint and stop after a window of rows; with
+	// estimates from stale statistics (a log growing fast) the planner may instead
+	// read every row after the checkpoint and sort them, which for a projector that
+	// skips most types and polls rarely is hundreds of rows each time. Without sorts
+	// it keeps to the index.
+	tx, err := pgbatch.BeginLazy(ctx, b.pool, append(asyncBegin(o.IsoLevel), "SET LOCAL enable_sort = off")...)
 	if err != nil {
 		return nil, err
 	}
