@@ -86,10 +86,12 @@ type hookTx struct {
 	applied  eventlog.Position
 	onCommit func(eventlog.Position)
 	mem      *liveMemory
+	// onFail is called when the commit fails: statements deferred to it may have.
+	onFail func()
 	// pending are the events of this poll the projector handles, not applied yet;
 	// flush applies them.
 	pending []eventlog.Event
-	flush   func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error
+	flush   func(ctx context.Context, t *hookTx, events []eventlog.Event) error
 	// tail are statements sent with the COMMIT.
 	tail pgx.Batch
 }
@@ -99,7 +101,7 @@ type hookTx struct {
 // pending events are applied just before it.
 func (t *hookTx) ExecContext(ctx context.Context, q string, args ...any) (wsql.Result, error) {
 	if len(t.pending) > 0 {
-		if err := t.flush(ctx, t.tx, t.pending); err != nil {
+		if err := t.flush(ctx, t, t.pending); err != nil {
 			return nil, err
 		}
 		t.pending = nil
@@ -125,6 +127,9 @@ func (t *hookTx) Commit() error {
 		return errors.New("poll ended with events not applied")
 	}
 	if err := t.tx.CommitBatch(context.WithoutCancel(t.ctx), &t.tail); err != nil {
+		if t.onFail != nil {
+			t.onFail()
+		}
 		if t.ctx.Err() != nil {
 			// Shutting down: the poll was cut off and its transaction rolled back, so
 			// nothing was applied; the next start delivers the same events again.

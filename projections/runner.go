@@ -490,8 +490,8 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 		return nil
 	}
 	if htx.flush == nil {
-		htx.flush = func(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
-			return r.applyLive(withLiveMemory(ctx, r.memories[p.Name()]), tx, p, events)
+		htx.flush = func(ctx context.Context, t *hookTx, events []eventlog.Event) error {
+			return r.applyLive(withLiveMemory(ctx, r.memories[p.Name()]), t, p, events)
 		}
 	}
 	htx.pending = append(htx.pending, e)
@@ -502,8 +502,8 @@ func (r *Runner) handle(msg *message.Message, p Projector) (err error) {
 // poll's transaction: if this fails, the poll is rolled back and the same events are
 // delivered again. Events the checkpoint already passed were applied before (delivery
 // is at least once) and are skipped.
-func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
-	err := r.applyLiveBatch(ctx, tx, p, events)
+func (r *Runner) applyLive(ctx context.Context, t *hookTx, p Projector, events []eventlog.Event) error {
+	err := r.applyLiveBatch(ctx, t, p, events)
 	if _, ok := r.wakers[p.Name()]; ok && err == nil {
 		// What the batch concerns is worked out once it commits (WakeKeys may read, and
 		// must not hold a second connection while this transaction holds one).
@@ -512,28 +512,49 @@ func (r *Runner) applyLive(ctx context.Context, tx pgx.Tx, p Projector, events [
 	return err
 }
 
-func (r *Runner) applyLiveBatch(ctx context.Context, tx pgx.Tx, p Projector, events []eventlog.Event) error {
+func (r *Runner) applyLiveBatch(ctx context.Context, t *hookTx, p Projector, events []eventlog.Event) error {
 	last := events[len(events)-1].Position
-	n, err := r.q.CheckpointAdvance(ctx, tx, projdb.CheckpointAdvanceParams{
-		Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events)),
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if n == 0 {
-		return nil
-	}
-	// Optimistically without a savepoint (two round trips fewer per poll): if the batch
-	// fails, the poll's transaction is lost and the same events come again, and then
-	// they go through applyEvents, which isolates an event that cannot be applied.
+	advance := projdb.CheckpointAdvanceParams{Name: p.Name(), TransactionID: last.XID, Offset: last.Offset, N: int64(len(events))}
 	careful := r.careful[p.Name()]
 	memBegin(ctx)
 	if !careful.Load() {
+		// Optimistically, the writes go with the poll's ack and COMMIT: the checkpoint
+		// moves, and the projector's batches are deferred (two round trips fewer per
+		// poll, and no savepoint). The poll's snapshot (repeatable read) read the
+		// checkpoint, and only this process moves it, so the events are all new; a
+		// concurrent move would fail the update. If the batch fails, here or at the
+		// commit, the poll's transaction is lost and the same events come again, and
+		// then they go through applyEvents, which isolates an event that cannot be
+		// applied.
+		t.onFail = func() {
+			careful.Store(true)
+			memForget(ctx)
+			select { // poll again at once, carefully
+			case r.kick[p.Name()] <- struct{}{}:
+			default:
+			}
+		}
+		tx := &pgbatch.Deferred{Tx: t.tx, Tail: &t.tail}
+		var b pgbatch.DB
+		if _, err := r.q.CheckpointAdvance(ctx, &b, advance); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if err := b.Send(ctx, tx); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
 		if err := p.Apply(ctx, tx, events); err != nil {
 			memForget(ctx)
 			careful.Store(true)
 			return fmt.Errorf("apply (the poll is retried carefully): %w", err)
 		}
+		return nil
+	}
+	tx := t.tx
+	n, err := r.q.CheckpointAdvance(ctx, tx, advance)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if n == 0 {
 		return nil
 	}
 	careful.Store(false)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/eventlog"
+	"spelt.dev/spelt/internal/pgbatch"
 	"spelt.dev/spelt/internal/testkit"
 	"spelt.dev/spelt/projections"
 	"spelt.dev/spelt/sql/migrations"
@@ -42,6 +43,9 @@ var testMeta = eventlog.Metadata{Actor: "@tester:spelt.test", Origin: eventlog.O
 type seenData struct {
 	N      int  `json:"n"`
 	Poison bool `json:"poison,omitempty"`
+	// LatePoison fails in the database, in a batch: live, that batch is deferred to
+	// the poll's commit, so the failure comes after Apply returned.
+	LatePoison bool `json:"late_poison,omitempty"`
 }
 
 // seenProjector writes one row per event of typeSeen into seen, counting applications
@@ -78,6 +82,13 @@ func (p seenProjector) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.E
 			e.Position.XID, e.Position.Offset, p.version)
 		if err != nil {
 			return err
+		}
+		if d.LatePoison {
+			var b pgbatch.DB
+			_, _ = b.Exec(ctx, `SELECT CAST('late poison event' AS int)`)
+			if err := b.Send(ctx, tx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -154,6 +165,11 @@ func (e *env) seen(stream string) eventlog.NewEvent {
 func (e *env) other(stream string) eventlog.NewEvent {
 	e.n++
 	return eventlog.NewEvent{Stream: stream, Type: typeOther, Data: seenData{N: e.n}, ExpectVersion: eventlog.AnyVersion}
+}
+
+func (e *env) latePoison(stream string) eventlog.NewEvent {
+	e.n++
+	return eventlog.NewEvent{Stream: stream, Type: typeSeen, Data: seenData{N: e.n, LatePoison: true}, ExpectVersion: eventlog.AnyVersion}
 }
 
 func (e *env) poison(stream string) eventlog.NewEvent {
@@ -296,7 +312,7 @@ func (e *env) checkExactlyOnce(all []eventlog.Event, ver int) {
 	e.t.Helper()
 	var want []eventlog.Event
 	for _, ev := range all {
-		if ev.Type == typeSeen && !strings.Contains(string(ev.Payload), `"poison"`) {
+		if ev.Type == typeSeen && !strings.Contains(string(ev.Payload), `poison"`) {
 			want = append(want, ev)
 		}
 	}
@@ -588,13 +604,20 @@ func TestPoisonEventSkipped(t *testing.T) {
 	all = append(all, e.append(e.seen("test:c"))...)
 	all = append(all, e.append(e.poison("test:c"))...)
 	all = append(all, e.append(e.seen("test:c"), e.seen("test:d"))...)
+	// And one that fails only when its deferred batch reaches the database, after the
+	// runner is back to optimistic polls.
+	e.waitFor(r, all[len(all)-1].Position)
+	all = append(all, e.append(e.seen("test:e"))...)
+	e.waitFor(r, all[len(all)-1].Position)
+	all = append(all, e.append(e.seen("test:e"), e.latePoison("test:e"))...)
+	all = append(all, e.append(e.seen("test:f"))...)
 	e.waitFor(r, all[len(all)-1].Position)
 	stop()
 
 	e.checkExactlyOnce(all, 1)
 	var poisoned []eventlog.Position
 	for _, ev := range all {
-		if strings.Contains(string(ev.Payload), `"poison"`) {
+		if strings.Contains(string(ev.Payload), `poison"`) {
 			poisoned = append(poisoned, ev.Position)
 		}
 	}
