@@ -10,7 +10,7 @@ import (
 
 // roomWriteModelTables are the write model's room tables.
 var roomWriteModelTables = []string{
-	"writemodel.rooms", "writemodel.room_events", "writemodel.room_state", "writemodel.room_extremities",
+	"writemodel.rooms", "writemodel.room_events", "writemodel.room_state",
 	"writemodel.room_txns", "writemodel.room_aliases",
 }
 
@@ -30,11 +30,19 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 		}
 		p := ev.PDU
 		if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
-			if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth}); err != nil {
+			if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth,
+				EventID: d.EventID, Pdu: d.PDU}); err != nil {
 				return err
 			}
-		} else if err := q.RoomSetDepth(ctx, db, writedb.RoomSetDepthParams{RoomID: d.RoomID, Depth: p.Depth}); err != nil {
-			return err
+		} else {
+			prev := make([]string, len(p.PrevEvents))
+			for i, id := range p.PrevEvents {
+				prev[i] = string(id)
+			}
+			if err := q.RoomAdvance(ctx, db, writedb.RoomAdvanceParams{RoomID: d.RoomID, Depth: p.Depth, PrevEvents: prev,
+				EventID: d.EventID, Pdu: d.PDU}); err != nil {
+				return err
+			}
 		}
 		var raw []byte
 		if ev.IsState() {
@@ -56,16 +64,6 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 			}); err != nil {
 				return err
 			}
-		}
-		prev := make([]string, len(p.PrevEvents))
-		for i, id := range p.PrevEvents {
-			prev[i] = string(id)
-		}
-		if err := q.RoomExtremityDelete(ctx, db, writedb.RoomExtremityDeleteParams{RoomID: d.RoomID, EventIds: prev}); err != nil {
-			return err
-		}
-		if err := q.RoomExtremityInsert(ctx, db, writedb.RoomExtremityInsertParams{RoomID: d.RoomID, EventID: d.EventID, Depth: p.Depth, Pdu: d.PDU}); err != nil {
-			return err
 		}
 		if d.TxnID != "" {
 			return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{

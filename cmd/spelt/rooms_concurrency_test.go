@@ -136,7 +136,7 @@ func TestConcurrentSendersOneRoom(t *testing.T) {
 		prev = d.EventID
 	}
 	var extremities []string
-	rows, err = conn.Query(ctx, `SELECT event_id FROM writemodel.room_extremities WHERE room_id = $1`, string(room))
+	rows, err = conn.Query(ctx, `SELECT x->>'event_id' FROM writemodel.rooms, json_array_elements(extremities) x WHERE room_id = $1`, string(room))
 	if err != nil {
 		t.Fatal(err)
 	}

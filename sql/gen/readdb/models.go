@@ -342,6 +342,7 @@ type WritemodelRoom struct {
 	RoomVersion string
 	MaxDepth    int64
 	Published   bool
+	Extremities []byte
 }
 
 type WritemodelRoomAlias struct {
@@ -358,13 +359,6 @@ type WritemodelRoomEvent struct {
 	StateKey *string
 	Depth    int64
 	Pdu      []byte
-}
-
-type WritemodelRoomExtremity struct {
-	RoomID  string
-	EventID string
-	Depth   int64
-	Pdu     []byte
 }
 
 type WritemodelRoomState struct {

@@ -9,6 +9,36 @@ import (
 	"context"
 )
 
+const roomAdvance = `-- name: RoomAdvance :exec
+UPDATE writemodel.rooms SET max_depth = greatest(max_depth, $1::bigint),
+    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
+        SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY($2::text[]))
+        UNION ALL
+        SELECT json_build_object('event_id', $3::text, 'depth', $1::bigint, 'pdu', $4::json)) u)
+WHERE room_id = $5
+`
+
+type RoomAdvanceParams struct {
+	Depth      int64
+	PrevEvents []string
+	EventID    string
+	Pdu        []byte
+	RoomID     string
+}
+
+// A new event of the room: it is a forward extremity, and those it names in prev_events
+// are no more. The extremities stay ordered by depth, newest first, then event ID.
+func (q *Queries) RoomAdvance(ctx context.Context, db DBTX, arg RoomAdvanceParams) error {
+	_, err := db.Exec(ctx, roomAdvance,
+		arg.Depth,
+		arg.PrevEvents,
+		arg.EventID,
+		arg.Pdu,
+		arg.RoomID,
+	)
+	return err
+}
+
 const roomAliasDelete = `-- name: RoomAliasDelete :exec
 DELETE FROM writemodel.room_aliases WHERE alias = $1
 `
@@ -115,41 +145,6 @@ func (q *Queries) RoomEventInsert(ctx context.Context, db DBTX, arg RoomEventIns
 	return err
 }
 
-const roomExtremityDelete = `-- name: RoomExtremityDelete :exec
-DELETE FROM writemodel.room_extremities WHERE room_id = $1 AND event_id = ANY($2::text[])
-`
-
-type RoomExtremityDeleteParams struct {
-	RoomID   string
-	EventIds []string
-}
-
-func (q *Queries) RoomExtremityDelete(ctx context.Context, db DBTX, arg RoomExtremityDeleteParams) error {
-	_, err := db.Exec(ctx, roomExtremityDelete, arg.RoomID, arg.EventIds)
-	return err
-}
-
-const roomExtremityInsert = `-- name: RoomExtremityInsert :exec
-INSERT INTO writemodel.room_extremities (room_id, event_id, depth, pdu) VALUES ($1, $2, $3, $4)
-`
-
-type RoomExtremityInsertParams struct {
-	RoomID  string
-	EventID string
-	Depth   int64
-	Pdu     []byte
-}
-
-func (q *Queries) RoomExtremityInsert(ctx context.Context, db DBTX, arg RoomExtremityInsertParams) error {
-	_, err := db.Exec(ctx, roomExtremityInsert,
-		arg.RoomID,
-		arg.EventID,
-		arg.Depth,
-		arg.Pdu,
-	)
-	return err
-}
-
 const roomGet = `-- name: RoomGet :one
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = $1
 `
@@ -168,17 +163,28 @@ func (q *Queries) RoomGet(ctx context.Context, db DBTX, roomID string) (RoomGetR
 }
 
 const roomInsert = `-- name: RoomInsert :exec
-INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES ($1, $2, $3)
+INSERT INTO writemodel.rooms (room_id, room_version, max_depth, extremities)
+VALUES ($1, $2, $3,
+    json_build_array(json_build_object('event_id', $4::text, 'depth', $3::bigint, 'pdu', $5::json)))
 `
 
 type RoomInsertParams struct {
 	RoomID      string
 	RoomVersion string
 	MaxDepth    int64
+	EventID     string
+	Pdu         []byte
 }
 
+// A new room, whose create event is its forward extremity.
 func (q *Queries) RoomInsert(ctx context.Context, db DBTX, arg RoomInsertParams) error {
-	_, err := db.Exec(ctx, roomInsert, arg.RoomID, arg.RoomVersion, arg.MaxDepth)
+	_, err := db.Exec(ctx, roomInsert,
+		arg.RoomID,
+		arg.RoomVersion,
+		arg.MaxDepth,
+		arg.EventID,
+		arg.Pdu,
+	)
 	return err
 }
 
@@ -228,9 +234,7 @@ func (q *Queries) RoomMembersByMembership(ctx context.Context, db DBTX, arg Room
 const roomOpen = `-- name: RoomOpen :one
 SELECT r.room_version, r.max_depth, r.published,
     coalesce(h.stream_version, 0)::bigint AS head_version, h.hash AS head_hash,
-    CASE WHEN h.stream_version = $1::bigint THEN '[]' ELSE
-        coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
-            FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]') END::text AS extremities,
+    CASE WHEN h.stream_version = $1::bigint THEN '[]' ELSE r.extremities END::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
         FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
         WHERE s.room_id = r.room_id
@@ -299,20 +303,6 @@ func (q *Queries) RoomOpen(ctx context.Context, db DBTX, arg RoomOpenParams) (Ro
 		&i.TxnEvent,
 	)
 	return i, err
-}
-
-const roomSetDepth = `-- name: RoomSetDepth :exec
-UPDATE writemodel.rooms SET max_depth = greatest(max_depth, $1) WHERE room_id = $2
-`
-
-type RoomSetDepthParams struct {
-	Depth  int64
-	RoomID string
-}
-
-func (q *Queries) RoomSetDepth(ctx context.Context, db DBTX, arg RoomSetDepthParams) error {
-	_, err := db.Exec(ctx, roomSetDepth, arg.Depth, arg.RoomID)
-	return err
 }
 
 const roomSetPublished = `-- name: RoomSetPublished :exec

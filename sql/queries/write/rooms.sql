@@ -8,13 +8,23 @@ SELECT pg_advisory_xact_lock(hashtextextended('room:' || @room_id::text, 0));
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id;
 
 -- name: RoomInsert :exec
-INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES (@room_id, @room_version, @max_depth);
+-- A new room, whose create event is its forward extremity.
+INSERT INTO writemodel.rooms (room_id, room_version, max_depth, extremities)
+VALUES (@room_id, @room_version, @max_depth,
+    json_build_array(json_build_object('event_id', @event_id::text, 'depth', @max_depth::bigint, 'pdu', @pdu::json)));
 
 -- name: RoomSetPublished :exec
 UPDATE writemodel.rooms SET published = @published WHERE room_id = @room_id;
 
--- name: RoomSetDepth :exec
-UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth) WHERE room_id = @room_id;
+-- name: RoomAdvance :exec
+-- A new event of the room: it is a forward extremity, and those it names in prev_events
+-- are no more. The extremities stay ordered by depth, newest first, then event ID.
+UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth::bigint),
+    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
+        SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY(@prev_events::text[]))
+        UNION ALL
+        SELECT json_build_object('event_id', @event_id::text, 'depth', @depth::bigint, 'pdu', @pdu::json)) u)
+WHERE room_id = @room_id;
 
 -- name: RoomEventInsert :exec
 INSERT INTO writemodel.room_events (event_id, room_id, sender, type, state_key, depth, pdu)
@@ -40,12 +50,6 @@ WHERE s.room_id = @room_id
 SELECT state_key FROM writemodel.room_state
 WHERE room_id = @room_id AND type = 'm.room.member' AND membership = @membership
 ORDER BY state_key;
-
--- name: RoomExtremityDelete :exec
-DELETE FROM writemodel.room_extremities WHERE room_id = @room_id AND event_id = ANY(@event_ids::text[]);
-
--- name: RoomExtremityInsert :exec
-INSERT INTO writemodel.room_extremities (room_id, event_id, depth, pdu) VALUES (@room_id, @event_id, @depth, @pdu);
 
 -- name: RoomTxnGet :one
 SELECT event_id FROM writemodel.room_txns
@@ -76,9 +80,7 @@ SELECT alias FROM writemodel.room_aliases WHERE room_id = @room_id ORDER BY alia
 -- that version: those are left out.
 SELECT r.room_version, r.max_depth, r.published,
     coalesce(h.stream_version, 0)::bigint AS head_version, h.hash AS head_hash,
-    CASE WHEN h.stream_version = @known_version::bigint THEN '[]' ELSE
-        coalesce((SELECT json_agg(json_build_object('event_id', x.event_id, 'pdu', x.pdu) ORDER BY x.depth DESC, x.event_id)
-            FROM writemodel.room_extremities x WHERE x.room_id = r.room_id), '[]') END::text AS extremities,
+    CASE WHEN h.stream_version = @known_version::bigint THEN '[]' ELSE r.extremities END::text AS extremities,
     coalesce((SELECT json_agg(json_build_object('type', s.type, 'state_key', s.state_key, 'event_id', e.event_id, 'pdu', e.pdu))
         FROM writemodel.room_state s JOIN writemodel.room_events e ON e.event_id = s.event_id
         WHERE s.room_id = r.room_id

@@ -1,0 +1,77 @@
+package migrations
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"spelt.dev/spelt/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func empty(context.Context, string) error { return nil }
+
+// Migration 0032 moves rooms' forward extremities from their table into the rooms' rows,
+// newest first.
+func TestExtremitiesMoveIntoRooms(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, testkit.DB(t, empty))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, db, err := provider(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := p.UpTo(ctx, 31); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `
+		INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES ('!a:x', '10', 7), ('!b:x', '10', 1);
+		INSERT INTO writemodel.room_extremities (room_id, event_id, depth, pdu) VALUES
+			('!a:x', '$old', 6, '{"depth": 6}'), ('!a:x', '$new', 7, '{"depth":7, "x": [1, 2]}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	rows, err := pool.Query(ctx, `SELECT room_id, extremities::text FROM writemodel.rooms`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var room, ext string
+		if err := rows.Scan(&room, &ext); err != nil {
+			t.Fatal(err)
+		}
+		got[room] = ext
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var a []struct {
+		EventID string          `json:"event_id"`
+		Depth   int64           `json:"depth"`
+		PDU     json.RawMessage `json:"pdu"`
+	}
+	if err := json.Unmarshal([]byte(got["!a:x"]), &a); err != nil {
+		t.Fatalf("extremities of !a:x %s: %v", got["!a:x"], err)
+	}
+	if len(a) != 2 || a[0].EventID != "$new" || a[0].Depth != 7 || string(a[0].PDU) != `{"depth":7, "x": [1, 2]}` || a[1].EventID != "$old" {
+		t.Errorf("extremities of !a:x: %s", got["!a:x"])
+	}
+	if got["!b:x"] != "[]" {
+		t.Errorf("extremities of !b:x: %s, want []", got["!b:x"])
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'writemodel' AND tablename = 'room_extremities'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("room_extremities still there (%d, %v)", n, err)
+	}
+}
