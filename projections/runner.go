@@ -740,8 +740,10 @@ func (l *lockConn) close() {
 // nothing.
 const wakeRetries = 9
 
-// liveBatchSize is how many events a live subscriber's poll reads at most.
-const liveBatchSize = 100
+// liveBatchSize is how many rows of the log a live subscriber's poll reads at most
+// (skipped ones included): a projector of a few types that polls after a while skips
+// what came meanwhile in one poll rather than in many.
+const liveBatchSize = 1000
 
 type wakeBackoff struct {
 	wake   <-chan struct{}
