@@ -135,7 +135,7 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 	if err != nil {
 		return pos, err
 	}
-	if err := queueWriteModel(ctx, &wm, events); err != nil {
+	if err := queueWriteModel(ctx, &wm, events, news); err != nil {
 		return pos, err
 	}
 	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {

@@ -288,7 +288,8 @@ func (r *room) add(ctx context.Context, p pdus.Proto, txn *txnRef) (*pdus.Event,
 	if txn != nil {
 		payload.TxnID, payload.DeviceID, payload.TxnScope = txn.TxnID, txn.DeviceID, txn.Scope
 	}
-	r.news = append(r.news, eventlog.NewEvent{Stream: eventlog.RoomStream(r.id), Type: eventlog.TypeRoomEventAccepted, Data: payload, ExpectVersion: eventlog.AnyVersion})
+	r.news = append(r.news, eventlog.NewEvent{Stream: eventlog.RoomStream(r.id), Type: eventlog.TypeRoomEventAccepted,
+		Data: acceptedEvent{RoomEventAccepted: payload, ev: ev}, ExpectVersion: eventlog.AnyVersion})
 	r.built = append(r.built, ev)
 	return ev, nil
 }

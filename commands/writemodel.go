@@ -27,16 +27,26 @@ var writeModelTables = []string{
 // must depend on the events alone.
 func applyWriteModel(ctx context.Context, tx pgx.Tx, events []eventlog.Event) error {
 	var b pgbatch.DB
-	if err := queueWriteModel(ctx, &b, events); err != nil {
+	if err := queueWriteModel(ctx, &b, events, nil); err != nil {
 		return err
 	}
 	return b.Send(ctx, tx)
 }
 
-// queueWriteModel queues the write-model statements of events in b.
-func queueWriteModel(ctx context.Context, b *pgbatch.DB, events []eventlog.Event) error {
+// queueWriteModel queues the write-model statements of events in b. news, if not nil,
+// are what events were appended from, in the same order: a room event built by the
+// command is there parsed already (acceptedEvent), and is not decoded again.
+func queueWriteModel(ctx context.Context, b *pgbatch.DB, events []eventlog.Event, news []eventlog.NewEvent) error {
 	q := writedb.New()
-	for _, e := range events {
+	for i, e := range events {
+		if news != nil {
+			if a, ok := news[i].Data.(acceptedEvent); ok {
+				if err := applyRoomEvent(ctx, b, q, a.RoomEventAccepted, a.ev); err != nil {
+					return fmt.Errorf("write model: %w", err)
+				}
+				continue
+			}
+		}
 		var err error
 		switch e.Type {
 		case eventlog.TypeAccountRegistered:

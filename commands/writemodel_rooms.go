@@ -16,6 +16,13 @@ var roomWriteModelTables = []string{
 
 func init() { writeModelTables = append(writeModelTables, roomWriteModelTables...) }
 
+// acceptedEvent is the payload of a room event a command built, with the event parsed:
+// it marshals as the RoomEventAccepted it embeds.
+type acceptedEvent struct {
+	eventlog.RoomEventAccepted
+	ev *pdus.Event
+}
+
 // applyRoomWriteModel derives the room tables' rows from e.
 func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Queries, e eventlog.Event) error {
 	switch e.Type {
@@ -28,48 +35,7 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 		if err != nil {
 			return err
 		}
-		p := ev.PDU
-		if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
-			if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth,
-				EventID: d.EventID, Pdu: d.PDU}); err != nil {
-				return err
-			}
-		} else {
-			prev := make([]string, len(p.PrevEvents))
-			for i, id := range p.PrevEvents {
-				prev[i] = string(id)
-			}
-			if err := q.RoomAdvance(ctx, db, writedb.RoomAdvanceParams{RoomID: d.RoomID, Depth: p.Depth, PrevEvents: prev,
-				EventID: d.EventID, Pdu: d.PDU}); err != nil {
-				return err
-			}
-		}
-		var raw []byte
-		if ev.IsState() {
-			raw = d.PDU
-		}
-		if err := q.RoomEventInsert(ctx, db, writedb.RoomEventInsertParams{
-			EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
-		}); err != nil {
-			return err
-		}
-		if key, ok := ev.StateKey(); ok {
-			var membership *string
-			if ev.Type() == "m.room.member" {
-				m := ev.Membership()
-				membership = &m
-			}
-			if err := q.RoomStateSet(ctx, db, writedb.RoomStateSetParams{
-				RoomID: d.RoomID, Type: ev.Type(), StateKey: key, EventID: d.EventID, Membership: membership,
-			}); err != nil {
-				return err
-			}
-		}
-		if d.TxnID != "" {
-			return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{
-				UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
-			})
-		}
+		return applyRoomEvent(ctx, db, q, d, ev)
 	case eventlog.TypeToDeviceSent:
 		var d eventlog.ToDeviceSent
 		if err := e.Decode(&d); err != nil {
@@ -94,6 +60,53 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 			return err
 		}
 		return q.RoomAliasDelete(ctx, db, d.Alias)
+	}
+	return nil
+}
+
+// applyRoomEvent derives the room tables' rows from a room event (d, parsed as ev).
+func applyRoomEvent(ctx context.Context, db writedb.DBTX, q *writedb.Queries, d eventlog.RoomEventAccepted, ev *pdus.Event) error {
+	p := ev.PDU
+	if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
+		if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth,
+			EventID: d.EventID, Pdu: d.PDU}); err != nil {
+			return err
+		}
+	} else {
+		prev := make([]string, len(p.PrevEvents))
+		for i, id := range p.PrevEvents {
+			prev[i] = string(id)
+		}
+		if err := q.RoomAdvance(ctx, db, writedb.RoomAdvanceParams{RoomID: d.RoomID, Depth: p.Depth, PrevEvents: prev,
+			EventID: d.EventID, Pdu: d.PDU}); err != nil {
+			return err
+		}
+	}
+	var raw []byte
+	if ev.IsState() {
+		raw = d.PDU
+	}
+	if err := q.RoomEventInsert(ctx, db, writedb.RoomEventInsertParams{
+		EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
+	}); err != nil {
+		return err
+	}
+	if key, ok := ev.StateKey(); ok {
+		var membership *string
+		if ev.Type() == "m.room.member" {
+			m := ev.Membership()
+			membership = &m
+		}
+		if err := q.RoomStateSet(ctx, db, writedb.RoomStateSetParams{
+			RoomID: d.RoomID, Type: ev.Type(), StateKey: key, EventID: d.EventID, Membership: membership,
+		}); err != nil {
+			return err
+		}
+	}
+	if d.TxnID != "" {
+		return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{
+			UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
+		})
 	}
 	return nil
 }
