@@ -113,27 +113,33 @@ func (s SchemaAdapter) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, e
 	}
 	// The row comparison is an index condition on the primary key, so the scan starts
 	// at the checkpoint instead of filtering the whole remaining log.
-	window := `SELECT * FROM eventlog.events
-	WHERE (transaction_id, "offset") > (
-			(SELECT last_processed_transaction_id FROM last_processed),
-			(SELECT offset_acked FROM last_processed))
-		AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY transaction_id, "offset"
-	LIMIT ` + strconv.Itoa(batch)
+	window := `FROM eventlog.events
+		WHERE (transaction_id, "offset") > (
+				(SELECT last_processed_transaction_id FROM last_processed),
+				(SELECT offset_acked FROM last_processed))
+			AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, "offset"
+		LIMIT ` + strconv.Itoa(batch)
 	if len(s.Skip) == 0 {
 		q := `WITH last_processed AS (` + next.Query + `)
-		SELECT ` + eventColumns + `, 0::bigint FROM (` + window + `) w ORDER BY transaction_id, "offset"`
+		SELECT ` + eventColumns + `, 0::bigint ` + window
 		return wsql.Query{Query: q, Args: next.Args}, nil
 	}
-	// One scan of the window: its rows of skipped types are dropped after it, except
-	// the last, which carries the checkpoint past them.
+	// The window is read narrow (position and type); only the rows handed over are
+	// read whole, one index probe each: those of types not skipped, and the window's
+	// last row, which carries the checkpoint past the others. (The LIMIT keeps the
+	// planner from turning the probes into a merge join, which walks the whole index.)
 	skip := "$" + strconv.Itoa(len(next.Args)+1) + "::text[]"
-	q := `WITH last_processed AS (` + next.Query + `)
-	SELECT ` + eventColumns + `, seen FROM (
-		SELECT w.*, count(*) OVER () AS seen, row_number() OVER (ORDER BY transaction_id, "offset") AS n
-		FROM (` + window + `) w) w
-	WHERE NOT (type = ANY(` + skip + `)) OR n = seen
-	ORDER BY transaction_id, "offset"`
+	q := `WITH last_processed AS (` + next.Query + `),
+	picked AS (
+		SELECT transaction_id, "offset", type, count(*) OVER () AS seen,
+			row_number() OVER (ORDER BY transaction_id, "offset") AS n
+		FROM (SELECT transaction_id, "offset", type ` + window + `) w)
+	SELECT e.*, p.seen
+	FROM picked p, LATERAL (SELECT ` + eventColumns + ` FROM eventlog.events e
+		WHERE e.transaction_id = p.transaction_id AND e."offset" = p."offset" LIMIT 1) e
+	WHERE NOT (p.type = ANY(` + skip + `)) OR p.n = p.seen
+	ORDER BY p.transaction_id, p."offset"`
 	return wsql.Query{Query: q, Args: append(slices.Clone(next.Args), s.Skip)}, nil
 }
 
