@@ -16,7 +16,7 @@ import (
 // without reading and parsing it again. A memo is never changed once made.
 type roomMemo struct {
 	head        int64
-	extremities []*pdus.Event
+	extremities []pdus.Ref
 	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
 }
 

@@ -73,7 +73,7 @@ type room struct {
 	id, version string
 	depth       int64
 	published   bool // listed in the room directory
-	extremities []*pdus.Event
+	extremities []pdus.Ref
 	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
 	news        []eventlog.NewEvent
 	built       []*pdus.Event
@@ -137,10 +137,7 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 		r.state = maps.Clone(memo.state)
 	} else {
 		r.state = map[pdus.StateKey]*pdus.Event{}
-		var ext []struct {
-			EventID string          `json:"event_id"`
-			PDU     json.RawMessage `json:"pdu"`
-		}
+		var ext []extremity
 		if err := json.Unmarshal([]byte(row.Extremities), &ext); err != nil {
 			return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 		}
@@ -149,11 +146,15 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 			r.whole = false
 		}
 		for _, x := range ext {
-			ev, err := pdus.Parse(r.version, x.EventID, x.PDU)
-			if err != nil {
-				return nil, "", err
+			ref := pdus.Ref{ID: x.EventID, Hash: x.Hash}
+			if ref.Hash == nil && x.PDU != nil && r.rv().EventIDFormat() == id.EventIDFormatCustom {
+				ev, err := pdus.Parse(r.version, x.EventID, x.PDU)
+				if err != nil {
+					return nil, "", err
+				}
+				ref = ev.Ref()
 			}
-			r.extremities = append(r.extremities, ev)
+			r.extremities = append(r.extremities, ref)
 		}
 		for _, k := range o.preload {
 			r.state[k] = nil
@@ -280,7 +281,7 @@ func (r *room) add(ctx context.Context, p pdus.Proto, txn *txnRef) (*pdus.Event,
 		return nil, &ForbiddenError{Reason: err.Error()}
 	}
 	r.depth = depth
-	r.extremities = []*pdus.Event{ev}
+	r.extremities = []pdus.Ref{ev.Ref()}
 	if key, ok := ev.StateKey(); ok {
 		r.state[pdus.StateKey{Type: ev.Type(), StateKey: key}] = ev
 	}

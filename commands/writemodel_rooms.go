@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
@@ -15,6 +16,16 @@ var roomWriteModelTables = []string{
 }
 
 func init() { writeModelTables = append(writeModelTables, roomWriteModelTables...) }
+
+// extremity is a forward extremity of a room as the write model keeps it: enough to
+// refer to it in prev_events. Extremities written before Hash was kept have the PDU
+// instead, which the hash is computed from.
+type extremity struct {
+	EventID string          `json:"event_id"`
+	Depth   int64           `json:"depth"`
+	Hash    []byte          `json:"hash,omitempty"` // room versions 1 and 2
+	PDU     json.RawMessage `json:"pdu,omitempty"`
+}
 
 // acceptedEvent is the payload of a room event a command built, with the event parsed:
 // it marshals as the RoomEventAccepted it embeds.
@@ -67,9 +78,14 @@ func applyRoomWriteModel(ctx context.Context, db writedb.DBTX, q *writedb.Querie
 // applyRoomEvent derives the room tables' rows from a room event (d, parsed as ev).
 func applyRoomEvent(ctx context.Context, db writedb.DBTX, q *writedb.Queries, d eventlog.RoomEventAccepted, ev *pdus.Event) error {
 	p := ev.PDU
+	ref := ev.Ref()
+	ext, err := json.Marshal(extremity{EventID: ref.ID, Depth: p.Depth, Hash: ref.Hash})
+	if err != nil {
+		return err
+	}
 	if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
 		if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth,
-			EventID: d.EventID, Pdu: d.PDU}); err != nil {
+			Extremity: ext}); err != nil {
 			return err
 		}
 	} else {
@@ -78,7 +94,7 @@ func applyRoomEvent(ctx context.Context, db writedb.DBTX, q *writedb.Queries, d 
 			prev[i] = string(id)
 		}
 		if err := q.RoomAdvance(ctx, db, writedb.RoomAdvanceParams{RoomID: d.RoomID, Depth: p.Depth, PrevEvents: prev,
-			EventID: d.EventID, Pdu: d.PDU}); err != nil {
+			Extremity: ext}); err != nil {
 			return err
 		}
 	}

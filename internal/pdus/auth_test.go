@@ -129,7 +129,7 @@ func (r *testRoom) build(p Proto, prev, auth []*Event) *Event {
 	}
 	r.ts++
 	p.OriginServerTS = r.ts
-	ev, err := Build(r.version, p, prev, auth, int64(len(r.history)+1), signerA)
+	ev, err := Build(r.version, p, RefsOf(prev), auth, int64(len(r.history)+1), signerA)
 	if err != nil {
 		r.t.Fatalf("build %s: %v", p.Type, err)
 	}
@@ -304,7 +304,7 @@ func TestAuthCreate(t *testing.T) {
 	t.Parallel()
 	create := func(v int, roomID string, content map[string]any, prev []*Event) (*Event, error) {
 		p := Proto{RoomID: roomID, Sender: alice, Type: "m.room.create", StateKey: ptr(""), Content: json.RawMessage(jsonOf(content))}
-		ev, err := Build(strconv.Itoa(v), p, prev, nil, 1, signerA)
+		ev, err := Build(strconv.Itoa(v), p, RefsOf(prev), nil, 1, signerA)
 		if err != nil {
 			return nil, err
 		}

@@ -116,6 +116,25 @@ func Parse(v string, eventID string, raw []byte) (*Event, error) {
 	return e, nil
 }
 
+// Ref is how a later event refers to an event (in prev_events and auth_events): its ID,
+// and in room versions 1 and 2 its reference hash.
+type Ref struct {
+	ID   string
+	Hash []byte // nil from room version 3 on
+}
+
+// Ref returns how later events refer to e.
+func (e *Event) Ref() Ref { return Ref{ID: e.ID, Hash: e.refHash} }
+
+// RefsOf returns the refs of events.
+func RefsOf(events []*Event) []Ref {
+	out := make([]Ref, len(events))
+	for i, e := range events {
+		out[i] = e.Ref()
+	}
+	return out
+}
+
 func fromV1(old *pdu.RoomV1PDU) *pdu.PDU {
 	ids := func(refs []pdu.V1EventReference) []id.EventID {
 		out := make([]id.EventID, len(refs))
@@ -162,7 +181,7 @@ var ErrNotCanonical = fmt.Errorf("%w, and its numbers integers from -(2^53)+1 to
 
 // Build makes a new event of room version v from p, with prev events, auth events and
 // depth, hashed and signed by s.
-func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Event, error) {
+func Build(v string, p Proto, prev []Ref, auth []*Event, depth int64, s Signer) (*Event, error) {
 	rv := id.RoomVersion(v)
 	content := jsontext.Value(p.Content)
 	if len(content) == 0 {
@@ -184,17 +203,17 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 	}
 	e := &Event{Version: rv}
 	if rv.EventIDFormat() == id.EventIDFormatCustom {
-		refs := func(events []*Event) []pdu.V1EventReference {
-			out := make([]pdu.V1EventReference, len(events))
-			for i, ev := range events {
+		refs := func(rs []Ref) []pdu.V1EventReference {
+			out := make([]pdu.V1EventReference, len(rs))
+			for i, r := range rs {
 				// The pairs carry the referenced event's reference hash (spec:
 				// server-server API, PDUs of room versions 1 and 2), as Synapse's do.
-				out[i] = pdu.V1EventReference{ID: id.EventID(ev.ID), Hashes: pdu.Hashes{SHA256: ev.refHash}}
+				out[i] = pdu.V1EventReference{ID: id.EventID(r.ID), Hashes: pdu.Hashes{SHA256: r.Hash}}
 			}
 			return out
 		}
 		old := &pdu.RoomV1PDU{
-			AuthEvents: refs(auth), Content: content, Depth: depth, EventID: id.EventID("$" + randomID() + ":" + s.ServerName),
+			AuthEvents: refs(RefsOf(auth)), Content: content, Depth: depth, EventID: id.EventID("$" + randomID() + ":" + s.ServerName),
 			OriginServerTS: p.OriginServerTS, PrevEvents: refs(prev), Redacts: redacts, RoomID: id.RoomID(p.RoomID),
 			Sender: id.UserID(p.Sender), StateKey: p.StateKey, Type: p.Type,
 		}
@@ -212,15 +231,15 @@ func Build(v string, p Proto, prev, auth []*Event, depth int64, s Signer) (*Even
 		e.ID, e.Raw, e.refHash, e.PDU = string(old.EventID), raw, ref[:], fromV1(old)
 		return e, nil
 	}
-	ids := func(events []*Event) []id.EventID {
-		out := make([]id.EventID, len(events))
-		for i, ev := range events {
-			out[i] = id.EventID(ev.ID)
+	ids := func(rs []Ref) []id.EventID {
+		out := make([]id.EventID, len(rs))
+		for i, r := range rs {
+			out[i] = id.EventID(r.ID)
 		}
 		return out
 	}
 	np := &pdu.PDU{
-		AuthEvents: ids(auth), Content: content, Depth: depth, OriginServerTS: p.OriginServerTS,
+		AuthEvents: ids(RefsOf(auth)), Content: content, Depth: depth, OriginServerTS: p.OriginServerTS,
 		PrevEvents: ids(prev), Redacts: redacts, RoomID: id.RoomID(p.RoomID), Sender: id.UserID(p.Sender),
 		StateKey: p.StateKey, Type: p.Type,
 	}

@@ -14,26 +14,25 @@ UPDATE writemodel.rooms SET max_depth = greatest(max_depth, $1::bigint),
     extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
         SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY($2::text[]))
         UNION ALL
-        SELECT json_build_object('event_id', $3::text, 'depth', $1::bigint, 'pdu', $4::json)) u)
-WHERE room_id = $5
+        SELECT $3::json) u)
+WHERE room_id = $4
 `
 
 type RoomAdvanceParams struct {
 	Depth      int64
 	PrevEvents []string
-	EventID    string
-	Pdu        []byte
+	Extremity  []byte
 	RoomID     string
 }
 
-// A new event of the room: it is a forward extremity, and those it names in prev_events
-// are no more. The extremities stay ordered by depth, newest first, then event ID.
+// A new event of the room: it is a forward extremity (@extremity, its event_id, depth
+// and, in room versions 1 and 2, reference hash), and those it names in prev_events are
+// no more. The extremities stay ordered by depth, newest first, then event ID.
 func (q *Queries) RoomAdvance(ctx context.Context, db DBTX, arg RoomAdvanceParams) error {
 	_, err := db.Exec(ctx, roomAdvance,
 		arg.Depth,
 		arg.PrevEvents,
-		arg.EventID,
-		arg.Pdu,
+		arg.Extremity,
 		arg.RoomID,
 	)
 	return err
@@ -164,26 +163,23 @@ func (q *Queries) RoomGet(ctx context.Context, db DBTX, roomID string) (RoomGetR
 
 const roomInsert = `-- name: RoomInsert :exec
 INSERT INTO writemodel.rooms (room_id, room_version, max_depth, extremities)
-VALUES ($1, $2, $3,
-    json_build_array(json_build_object('event_id', $4::text, 'depth', $3::bigint, 'pdu', $5::json)))
+VALUES ($1, $2, $3, json_build_array($4::json))
 `
 
 type RoomInsertParams struct {
 	RoomID      string
 	RoomVersion string
 	MaxDepth    int64
-	EventID     string
-	Pdu         []byte
+	Extremity   []byte
 }
 
-// A new room, whose create event is its forward extremity.
+// A new room, whose create event is its forward extremity (@extremity: see RoomAdvance).
 func (q *Queries) RoomInsert(ctx context.Context, db DBTX, arg RoomInsertParams) error {
 	_, err := db.Exec(ctx, roomInsert,
 		arg.RoomID,
 		arg.RoomVersion,
 		arg.MaxDepth,
-		arg.EventID,
-		arg.Pdu,
+		arg.Extremity,
 	)
 	return err
 }

@@ -8,22 +8,22 @@ SELECT pg_advisory_xact_lock(hashtextextended('room:' || @room_id::text, 0));
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id;
 
 -- name: RoomInsert :exec
--- A new room, whose create event is its forward extremity.
+-- A new room, whose create event is its forward extremity (@extremity: see RoomAdvance).
 INSERT INTO writemodel.rooms (room_id, room_version, max_depth, extremities)
-VALUES (@room_id, @room_version, @max_depth,
-    json_build_array(json_build_object('event_id', @event_id::text, 'depth', @max_depth::bigint, 'pdu', @pdu::json)));
+VALUES (@room_id, @room_version, @max_depth, json_build_array(@extremity::json));
 
 -- name: RoomSetPublished :exec
 UPDATE writemodel.rooms SET published = @published WHERE room_id = @room_id;
 
 -- name: RoomAdvance :exec
--- A new event of the room: it is a forward extremity, and those it names in prev_events
--- are no more. The extremities stay ordered by depth, newest first, then event ID.
+-- A new event of the room: it is a forward extremity (@extremity, its event_id, depth
+-- and, in room versions 1 and 2, reference hash), and those it names in prev_events are
+-- no more. The extremities stay ordered by depth, newest first, then event ID.
 UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth::bigint),
     extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
         SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY(@prev_events::text[]))
         UNION ALL
-        SELECT json_build_object('event_id', @event_id::text, 'depth', @depth::bigint, 'pdu', @pdu::json)) u)
+        SELECT @extremity::json) u)
 WHERE room_id = @room_id;
 
 -- name: RoomEventInsert :exec
