@@ -182,7 +182,7 @@ func notifyMembers(ctx context.Context, b *pgbatch.DB, q *projdb.Queries, server
 		return nil
 	}
 	if err := q.EventPushActionsInsert(ctx, b, projdb.EventPushActionsInsertParams{EventID: it.d.EventID, RoomID: it.d.RoomID,
-		ThreadID: thread, UserIds: users, Highlights: highlights}); err != nil {
+		ThreadID: thread, UserIds: users, Highlights: highlights, StreamOrdering: it.ordering}); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
 	return nil

@@ -135,6 +135,7 @@ func (r Rooms) Apply(ctx context.Context, tx pgx.Tx, events []eventlog.Event) er
 		var err error
 		if p, ok := rb.parsed[i]; ok {
 			err = rb.roomEvent(p.d, p.ev)
+			p.ordering = rb.next
 			items = append(items, p)
 		} else {
 			err = rb.apply(e)
@@ -204,8 +205,9 @@ func (rb *roomsBatch) prelude(pre projdb.RoomsBatchPreludeParams, push map[strin
 }
 
 type parsedEvent struct {
-	d  eventlog.RoomEventAccepted
-	ev *pdus.Event
+	d        eventlog.RoomEventAccepted
+	ev       *pdus.Event
+	ordering int64 // its stream ordering, once the batch assigned it
 }
 
 // knownVisibility is v when it is a history visibility the spec defines, else "shared"

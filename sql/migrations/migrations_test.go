@@ -75,3 +75,39 @@ func TestExtremitiesMoveIntoRooms(t *testing.T) {
 		t.Errorf("room_extremities still there (%d, %v)", n, err)
 	}
 }
+
+// Migration 0033 gives notifications their event's stream ordering.
+func TestPushActionsGetOrderings(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, testkit.DB(t, empty))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, db, err := provider(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := p.UpTo(ctx, 32); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `
+		INSERT INTO room_events (stream_ordering, event_id, room_id, type, sender, origin_server_ts, depth, event, visibility)
+		VALUES (41, '$e', '!r:x', 'm.room.message', '@a:x', 1, 2, '{}', 'shared');
+		INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight) VALUES
+			('@b:x', '$e', '!r:x', 'main', false), ('@c:x', '$e', '!r:x', 'main', true)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n, ordered int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE stream_ordering = 41) FROM event_push_actions`).Scan(&n, &ordered); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || ordered != 2 {
+		t.Fatalf("%d notifications, %d with their event's ordering; want 2 and 2", n, ordered)
+	}
+}

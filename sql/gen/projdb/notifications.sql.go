@@ -19,17 +19,17 @@ func (q *Queries) EventPushActionsDeleteEvent(ctx context.Context, db DBTX, even
 }
 
 const eventPushActionsInsert = `-- name: EventPushActionsInsert :exec
-INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight)
-SELECT unnest($1::text[]), $2, $3, $4, unnest($5::boolean[])
-ON CONFLICT DO NOTHING
+INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight, stream_ordering)
+SELECT unnest($1::text[]), $2, $3, $4, unnest($5::boolean[]), $6
 `
 
 type EventPushActionsInsertParams struct {
-	UserIds    []string
-	EventID    string
-	RoomID     string
-	ThreadID   string
-	Highlights []bool
+	UserIds        []string
+	EventID        string
+	RoomID         string
+	ThreadID       string
+	Highlights     []bool
+	StreamOrdering int64
 }
 
 // An event's notifications, one row per user, in one statement.
@@ -40,6 +40,7 @@ func (q *Queries) EventPushActionsInsert(ctx context.Context, db DBTX, arg Event
 		arg.RoomID,
 		arg.ThreadID,
 		arg.Highlights,
+		arg.StreamOrdering,
 	)
 	return err
 }

@@ -100,7 +100,7 @@ func (q *Queries) RoomEventPDUGet(ctx context.Context, db DBTX, eventID string) 
 }
 
 const roomEventPDUInsert = `-- name: RoomEventPDUInsert :exec
-INSERT INTO room_event_pdus (event_id, pdu) VALUES ($1, $2) ON CONFLICT DO NOTHING
+INSERT INTO room_event_pdus (event_id, pdu) VALUES ($1, $2)
 `
 
 type RoomEventPDUInsertParams struct {

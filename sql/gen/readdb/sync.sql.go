@@ -374,9 +374,9 @@ func (q *Queries) SyncToDevice(ctx context.Context, db DBTX, arg SyncToDevicePar
 
 const syncUnreadCounts = `-- name: SyncUnreadCounts :many
 SELECT a.room_id, a.thread_id, count(*)::bigint AS notifications, (count(*) FILTER (WHERE a.highlight))::bigint AS highlights
-FROM event_push_actions a JOIN room_events e ON e.event_id = a.event_id
+FROM event_push_actions a
 WHERE a.user_id = $1 AND a.room_id = ANY($2::text[])
-  AND e.stream_ordering > coalesce((
+  AND a.stream_ordering > coalesce((
       SELECT max(re.stream_ordering) FROM receipts r JOIN room_events re ON re.event_id = r.event_id
       WHERE r.user_id = $1 AND r.room_id = a.room_id AND r.receipt_type IN ('m.read', 'm.read.private')
         AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)

@@ -106,11 +106,12 @@ type ErasedUser struct {
 }
 
 type EventPushAction struct {
-	UserID    string
-	EventID   string
-	RoomID    string
-	ThreadID  string
-	Highlight bool
+	UserID         string
+	EventID        string
+	RoomID         string
+	ThreadID       string
+	Highlight      bool
+	StreamOrdering int64
 }
 
 type EventReport struct {

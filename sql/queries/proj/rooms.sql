@@ -83,7 +83,7 @@ SELECT DISTINCT room_id FROM room_state
 WHERE type = 'm.room.member' AND membership = 'join' AND to_ordering IS NULL AND state_key = ANY(@user_ids::text[]);
 
 -- name: RoomEventPDUInsert :exec
-INSERT INTO room_event_pdus (event_id, pdu) VALUES (@event_id, @pdu) ON CONFLICT DO NOTHING;
+INSERT INTO room_event_pdus (event_id, pdu) VALUES (@event_id, @pdu);
 
 -- name: RoomEventPDURedact :exec
 UPDATE room_event_pdus SET pdu = @pdu WHERE event_id = @event_id;

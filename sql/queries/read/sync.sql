@@ -61,9 +61,9 @@ ORDER BY stream_ordering LIMIT 200;
 -- The viewer's notifying events in @room_ids after their read receipts (m.read or
 -- m.read.private; an unthreaded receipt covers every thread), by room and thread.
 SELECT a.room_id, a.thread_id, count(*)::bigint AS notifications, (count(*) FILTER (WHERE a.highlight))::bigint AS highlights
-FROM event_push_actions a JOIN room_events e ON e.event_id = a.event_id
+FROM event_push_actions a
 WHERE a.user_id = @user_id AND a.room_id = ANY(@room_ids::text[])
-  AND e.stream_ordering > coalesce((
+  AND a.stream_ordering > coalesce((
       SELECT max(re.stream_ordering) FROM receipts r JOIN room_events re ON re.event_id = r.event_id
       WHERE r.user_id = @user_id AND r.room_id = a.room_id AND r.receipt_type IN ('m.read', 'm.read.private')
         AND (r.thread_id = '' OR r.thread_id = a.thread_id)), 0)
