@@ -52,7 +52,7 @@ func (c *ruleCache) get(user string) (*push.Rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs = push.Compile(set)
+	rs = push.Compile(user, set)
 	c.mu.Lock()
 	if len(c.sets) >= maxCachedRulesets {
 		clear(c.sets)

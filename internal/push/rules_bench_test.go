@@ -2,6 +2,7 @@ package push
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"maunium.net/go/mautrix/event"
@@ -10,7 +11,7 @@ import (
 
 func BenchmarkEvaluate(b *testing.B) {
 	set, err := DefaultRuleset("@ann:spelt.test")
-	rs := Compile(set)
+	rs := Compile("@ann:spelt.test", set)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,6 +31,32 @@ func BenchmarkDefaultRuleset(b *testing.B) {
 	for b.Loop() {
 		if _, err := DefaultRuleset("@ann:spelt.test"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvaluateMembers is one message judged for the 8 other members of a room,
+// each with their own rules and display name (the room send benchmark's rooms).
+func BenchmarkEvaluateMembers(b *testing.B) {
+	type member struct {
+		rules *Rules
+		room  Room
+	}
+	var members []member
+	for i := range 8 {
+		user := fmt.Sprintf("@bench%d:spelt.test", i)
+		set, err := DefaultRuleset(user)
+		if err != nil {
+			b.Fatal(err)
+		}
+		members = append(members, member{Compile(user, set), Room{Displayname: fmt.Sprintf("bench%d", i), Members: 9}})
+	}
+	e := &event.Event{Sender: id.UserID("@bench8:spelt.test"), Type: event.Type{Type: "m.room.message"}}
+	_ = json.Unmarshal([]byte(`{"msgtype":"m.text","body":"bench 3 141"}`), &e.Content)
+	for b.Loop() {
+		ev := NewEvent(e)
+		for _, m := range members {
+			ev.Evaluate(m.rules, m.room)
 		}
 	}
 }

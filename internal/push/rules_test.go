@@ -6,12 +6,13 @@ import (
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/pushrules"
 )
 
 func TestDefaultRules(t *testing.T) {
 	t.Parallel()
 	set, err := DefaultRuleset("@ann:spelt.test")
-	rs := Compile(set)
+	rs := Compile("@ann:spelt.test", set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +53,71 @@ func TestDefaultRules(t *testing.T) {
 		notify, highlight := NewEvent(c.evt).Evaluate(rs, c.room)
 		if notify != c.notify || highlight != c.highlight {
 			t.Errorf("%s: notify %v highlight %v, want %v %v", c.name, notify, highlight, c.notify, c.highlight)
+		}
+	}
+}
+
+// The evaluation here (memo, own matching of most conditions) judges as mautrix's own
+// evaluation of the same rules does, for every member over a mix of events.
+func TestEvaluateAsMautrix(t *testing.T) {
+	t.Parallel()
+	users := []string{"@ann:spelt.test", "@bob:spelt.test", "@x_y:spelt.test", "@café.b:spelt.test"}
+	names := []string{"Ann Lee", "bob", "", "Zoë"}
+	pl := &event.PowerLevelsEventContent{Users: map[id.UserID]int{"@mod:spelt.test": 100}}
+	empty, ann := "", "@ann:spelt.test"
+	type ev struct {
+		typ, content string
+		stateKey     *string
+		sender       string
+	}
+	events := []ev{
+		{"m.room.message", `{"msgtype":"m.text","body":"hello ann, and Bob!"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"annie is not ann_b"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"x_y: see Zoë's note"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"ÀNN and ann"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"BOB"}`, nil, "@ann:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.notice","body":"ann"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"hey @room"}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"hey@roomie"}`, nil, "@bob:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"x","m.mentions":{"user_ids":["@bob:spelt.test"]}}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"x","m.mentions":{"room":true}}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"x","m.mentions":{"room":true}}`, nil, "@bob:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":"x","m.relates_to":{"rel_type":"m.replace","event_id":"$x"}}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":"m.text","body":5}`, nil, "@mod:spelt.test"},
+		{"m.room.message", `{"msgtype":7}`, nil, "@mod:spelt.test"},
+		{"m.room.encrypted", `{}`, nil, "@mod:spelt.test"},
+		{"m.call.invite", `{}`, nil, "@mod:spelt.test"},
+		{"m.reaction", `{}`, nil, "@mod:spelt.test"},
+		{"m.room.member", `{"membership":"invite"}`, &ann, "@mod:spelt.test"},
+		{"m.room.member", `{"membership":"join"}`, &empty, "@mod:spelt.test"},
+		{"m.room.tombstone", `{}`, &empty, "@mod:spelt.test"},
+		{"m.room.server_acl", `{}`, &empty, "@mod:spelt.test"},
+		{"m.room.topic", `{"topic":"ann"}`, &empty, "@mod:spelt.test"},
+	}
+	for _, members := range []int{2, 3, 9} {
+		for i, user := range users {
+			set, err := DefaultRuleset(user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := Compile(user, set)
+			room := Room{Displayname: names[i], Members: members, PowerLevels: pl}
+			for _, c := range events {
+				evt := &event.Event{Sender: id.UserID(c.sender), Type: event.Type{Type: c.typ}, StateKey: c.stateKey, RoomID: "!r:spelt.test"}
+				if err := json.Unmarshal([]byte(c.content), &evt.Content); err != nil {
+					t.Fatal(err)
+				}
+				notify, highlight := NewEvent(evt).Evaluate(rs, room)
+				var want pushrules.PushActionArray
+				if rule := set.GetMatchingRule(room, evt); rule != nil {
+					want = rule.Actions
+				}
+				should := want.Should()
+				if notify != should.Notify || highlight != (should.Notify && should.Highlight) {
+					t.Errorf("%s (%q, %d members), %s %s: notify %v highlight %v; mautrix: %v %v",
+						user, names[i], members, c.typ, c.content, notify, highlight, should.Notify, should.Highlight)
+				}
+			}
 		}
 	}
 }
