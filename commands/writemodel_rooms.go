@@ -83,29 +83,38 @@ func applyRoomEvent(ctx context.Context, db writedb.DBTX, q *writedb.Queries, d 
 	if err != nil {
 		return err
 	}
+	var raw []byte
+	if ev.IsState() {
+		raw = d.PDU
+	}
 	if ev.Type() == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
 		if err := q.RoomInsert(ctx, db, writedb.RoomInsertParams{RoomID: d.RoomID, RoomVersion: d.RoomVersion, MaxDepth: p.Depth,
 			Extremity: ext}); err != nil {
 			return err
+		}
+		if err := q.RoomEventInsert(ctx, db, writedb.RoomEventInsertParams{
+			EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
+		}); err != nil {
+			return err
+		}
+		if d.TxnID != "" {
+			if err := q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{
+				UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
+			}); err != nil {
+				return err
+			}
 		}
 	} else {
 		prev := make([]string, len(p.PrevEvents))
 		for i, id := range p.PrevEvents {
 			prev[i] = string(id)
 		}
-		if err := q.RoomAdvance(ctx, db, writedb.RoomAdvanceParams{RoomID: d.RoomID, Depth: p.Depth, PrevEvents: prev,
-			Extremity: ext}); err != nil {
+		if err := q.RoomEventAdd(ctx, db, writedb.RoomEventAddParams{
+			EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
+			PrevEvents: prev, Extremity: ext, DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID,
+		}); err != nil {
 			return err
 		}
-	}
-	var raw []byte
-	if ev.IsState() {
-		raw = d.PDU
-	}
-	if err := q.RoomEventInsert(ctx, db, writedb.RoomEventInsertParams{
-		EventID: d.EventID, RoomID: d.RoomID, Sender: ev.Sender(), Type: ev.Type(), StateKey: p.StateKey, Depth: p.Depth, Pdu: raw,
-	}); err != nil {
-		return err
 	}
 	if key, ok := ev.StateKey(); ok {
 		var membership *string
@@ -118,11 +127,6 @@ func applyRoomEvent(ctx context.Context, db writedb.DBTX, q *writedb.Queries, d 
 		}); err != nil {
 			return err
 		}
-	}
-	if d.TxnID != "" {
-		return q.RoomTxnInsert(ctx, db, writedb.RoomTxnInsertParams{
-			UserID: ev.Sender(), DeviceID: d.DeviceID, Scope: d.TxnScope, TxnID: d.TxnID, EventID: d.EventID,
-		})
 	}
 	return nil
 }

@@ -364,10 +364,8 @@ func (rb *roomsBatch) roomEvent(d eventlog.RoomEventAccepted, ev *pdus.Event) er
 			rb.hv[d.RoomID] = knownVisibility(gjson.GetBytes(ev.PDU.Content, "history_visibility").Str)
 		}
 	}
+	row.Pdu = d.PDU
 	if err := q.RoomEventProjInsert(ctx, &rb.b, row); err != nil {
-		return err
-	}
-	if err := q.RoomEventPDUInsert(ctx, &rb.b, projdb.RoomEventPDUInsertParams{EventID: d.EventID, Pdu: d.PDU}); err != nil {
 		return err
 	}
 	rb.events[d.EventID] = batchEvent{room: d.RoomID, typ: ev.Type(), version: d.RoomVersion, event: client, pdu: d.PDU}

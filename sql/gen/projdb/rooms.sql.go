@@ -99,20 +99,6 @@ func (q *Queries) RoomEventPDUGet(ctx context.Context, db DBTX, eventID string) 
 	return pdu, err
 }
 
-const roomEventPDUInsert = `-- name: RoomEventPDUInsert :exec
-INSERT INTO room_event_pdus (event_id, pdu) VALUES ($1, $2)
-`
-
-type RoomEventPDUInsertParams struct {
-	EventID string
-	Pdu     []byte
-}
-
-func (q *Queries) RoomEventPDUInsert(ctx context.Context, db DBTX, arg RoomEventPDUInsertParams) error {
-	_, err := db.Exec(ctx, roomEventPDUInsert, arg.EventID, arg.Pdu)
-	return err
-}
-
 const roomEventPDURedact = `-- name: RoomEventPDURedact :exec
 UPDATE room_event_pdus SET pdu = $1 WHERE event_id = $2
 `
@@ -155,6 +141,7 @@ func (q *Queries) RoomEventProjGet(ctx context.Context, db DBTX, eventID string)
 }
 
 const roomEventProjInsert = `-- name: RoomEventProjInsert :exec
+WITH pdu AS (INSERT INTO room_event_pdus (event_id, pdu) VALUES ($2, $17))
 INSERT INTO room_events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, depth, event,
     replaces_state, visibility, membership, txn_id, txn_device, rel_type, relates_to)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
@@ -178,8 +165,10 @@ type RoomEventProjInsertParams struct {
 	TxnDevice      *string
 	RelType        *string
 	RelatesTo      *string
+	Pdu            []byte
 }
 
+// A room event in its client form, and its PDU (federation form), in one statement.
 func (q *Queries) RoomEventProjInsert(ctx context.Context, db DBTX, arg RoomEventProjInsertParams) error {
 	_, err := db.Exec(ctx, roomEventProjInsert,
 		arg.StreamOrdering,
@@ -198,6 +187,7 @@ func (q *Queries) RoomEventProjInsert(ctx context.Context, db DBTX, arg RoomEven
 		arg.TxnDevice,
 		arg.RelType,
 		arg.RelatesTo,
+		arg.Pdu,
 	)
 	return err
 }

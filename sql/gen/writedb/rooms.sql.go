@@ -9,35 +9,6 @@ import (
 	"context"
 )
 
-const roomAdvance = `-- name: RoomAdvance :exec
-UPDATE writemodel.rooms SET max_depth = greatest(max_depth, $1::bigint),
-    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
-        SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY($2::text[]))
-        UNION ALL
-        SELECT $3::json) u)
-WHERE room_id = $4
-`
-
-type RoomAdvanceParams struct {
-	Depth      int64
-	PrevEvents []string
-	Extremity  []byte
-	RoomID     string
-}
-
-// A new event of the room: it is a forward extremity (@extremity, its event_id, depth
-// and, in room versions 1 and 2, reference hash), and those it names in prev_events are
-// no more. The extremities stay ordered by depth, newest first, then event ID.
-func (q *Queries) RoomAdvance(ctx context.Context, db DBTX, arg RoomAdvanceParams) error {
-	_, err := db.Exec(ctx, roomAdvance,
-		arg.Depth,
-		arg.PrevEvents,
-		arg.Extremity,
-		arg.RoomID,
-	)
-	return err
-}
-
 const roomAliasDelete = `-- name: RoomAliasDelete :exec
 DELETE FROM writemodel.room_aliases WHERE alias = $1
 `
@@ -95,6 +66,61 @@ func (q *Queries) RoomAliasesByRoom(ctx context.Context, db DBTX, roomID string)
 		return nil, err
 	}
 	return items, nil
+}
+
+const roomEventAdd = `-- name: RoomEventAdd :exec
+WITH ev AS (
+    INSERT INTO writemodel.room_events (event_id, room_id, sender, type, state_key, depth, pdu)
+    VALUES ($5, $4, $6, $7, $8, $1, $9)
+), txn AS (
+    INSERT INTO writemodel.room_txns (user_id, device_id, scope, txn_id, event_id)
+    SELECT $6, $10::text, $11::text, $12::text, $5 WHERE $12::text <> ''
+    ON CONFLICT DO NOTHING
+)
+UPDATE writemodel.rooms r SET max_depth = greatest(r.max_depth, $1::bigint),
+    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
+        SELECT x FROM json_array_elements(r.extremities) x WHERE NOT (x->>'event_id' = ANY($2::text[]))
+        UNION ALL
+        SELECT $3::json) u)
+WHERE r.room_id = $4
+`
+
+type RoomEventAddParams struct {
+	Depth      int64
+	PrevEvents []string
+	Extremity  []byte
+	RoomID     string
+	EventID    string
+	Sender     string
+	Type       string
+	StateKey   *string
+	Pdu        []byte
+	DeviceID   string
+	Scope      string
+	TxnID      string
+}
+
+// A room event other than the room's creation, in one statement: the event, the room's
+// depth and forward extremities, and the client transaction that sent it, when @txn_id
+// is not empty. The event is a forward extremity (@extremity: its event_id, depth and,
+// in room versions 1 and 2, reference hash), and those it names in prev_events are no
+// more; the extremities stay ordered by depth, newest first, then event ID.
+func (q *Queries) RoomEventAdd(ctx context.Context, db DBTX, arg RoomEventAddParams) error {
+	_, err := db.Exec(ctx, roomEventAdd,
+		arg.Depth,
+		arg.PrevEvents,
+		arg.Extremity,
+		arg.RoomID,
+		arg.EventID,
+		arg.Sender,
+		arg.Type,
+		arg.StateKey,
+		arg.Pdu,
+		arg.DeviceID,
+		arg.Scope,
+		arg.TxnID,
+	)
+	return err
 }
 
 const roomEventGet = `-- name: RoomEventGet :one
@@ -173,7 +199,7 @@ type RoomInsertParams struct {
 	Extremity   []byte
 }
 
-// A new room, whose create event is its forward extremity (@extremity: see RoomAdvance).
+// A new room, whose create event is its forward extremity (@extremity: see RoomEventAdd).
 func (q *Queries) RoomInsert(ctx context.Context, db DBTX, arg RoomInsertParams) error {
 	_, err := db.Exec(ctx, roomInsert,
 		arg.RoomID,

@@ -9,6 +9,8 @@ ON CONFLICT DO NOTHING;
 UPDATE rooms SET published = @published WHERE room_id = @room_id;
 
 -- name: RoomEventProjInsert :exec
+-- A room event in its client form, and its PDU (federation form), in one statement.
+WITH pdu AS (INSERT INTO room_event_pdus (event_id, pdu) VALUES (@event_id, @pdu))
 INSERT INTO room_events (stream_ordering, event_id, room_id, type, state_key, sender, origin_server_ts, depth, event,
     replaces_state, visibility, membership, txn_id, txn_device, rel_type, relates_to)
 VALUES (@stream_ordering, @event_id, @room_id, @type, @state_key, @sender, @origin_server_ts, @depth, @event,
@@ -81,9 +83,6 @@ INSERT INTO erased_users (user_id, erased_at) VALUES (@user_id, @erased_at) ON C
 -- The rooms any of @user_ids is joined to now.
 SELECT DISTINCT room_id FROM room_state
 WHERE type = 'm.room.member' AND membership = 'join' AND to_ordering IS NULL AND state_key = ANY(@user_ids::text[]);
-
--- name: RoomEventPDUInsert :exec
-INSERT INTO room_event_pdus (event_id, pdu) VALUES (@event_id, @pdu);
 
 -- name: RoomEventPDURedact :exec
 UPDATE room_event_pdus SET pdu = @pdu WHERE event_id = @event_id;

@@ -8,27 +8,37 @@ SELECT pg_advisory_xact_lock(hashtextextended('room:' || @room_id::text, 0));
 SELECT room_id, room_version, max_depth FROM writemodel.rooms WHERE room_id = @room_id;
 
 -- name: RoomInsert :exec
--- A new room, whose create event is its forward extremity (@extremity: see RoomAdvance).
+-- A new room, whose create event is its forward extremity (@extremity: see RoomEventAdd).
 INSERT INTO writemodel.rooms (room_id, room_version, max_depth, extremities)
 VALUES (@room_id, @room_version, @max_depth, json_build_array(@extremity::json));
 
 -- name: RoomSetPublished :exec
 UPDATE writemodel.rooms SET published = @published WHERE room_id = @room_id;
 
--- name: RoomAdvance :exec
--- A new event of the room: it is a forward extremity (@extremity, its event_id, depth
--- and, in room versions 1 and 2, reference hash), and those it names in prev_events are
--- no more. The extremities stay ordered by depth, newest first, then event ID.
-UPDATE writemodel.rooms SET max_depth = greatest(max_depth, @depth::bigint),
-    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
-        SELECT x FROM json_array_elements(extremities) x WHERE NOT (x->>'event_id' = ANY(@prev_events::text[]))
-        UNION ALL
-        SELECT @extremity::json) u)
-WHERE room_id = @room_id;
-
 -- name: RoomEventInsert :exec
 INSERT INTO writemodel.room_events (event_id, room_id, sender, type, state_key, depth, pdu)
 VALUES (@event_id, @room_id, @sender, @type, @state_key, @depth, @pdu);
+
+-- name: RoomEventAdd :exec
+-- A room event other than the room's creation, in one statement: the event, the room's
+-- depth and forward extremities, and the client transaction that sent it, when @txn_id
+-- is not empty. The event is a forward extremity (@extremity: its event_id, depth and,
+-- in room versions 1 and 2, reference hash), and those it names in prev_events are no
+-- more; the extremities stay ordered by depth, newest first, then event ID.
+WITH ev AS (
+    INSERT INTO writemodel.room_events (event_id, room_id, sender, type, state_key, depth, pdu)
+    VALUES (@event_id, @room_id, @sender, @type, @state_key, @depth, @pdu)
+), txn AS (
+    INSERT INTO writemodel.room_txns (user_id, device_id, scope, txn_id, event_id)
+    SELECT @sender, @device_id::text, @scope::text, @txn_id::text, @event_id WHERE @txn_id::text <> ''
+    ON CONFLICT DO NOTHING
+)
+UPDATE writemodel.rooms r SET max_depth = greatest(r.max_depth, @depth::bigint),
+    extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
+        SELECT x FROM json_array_elements(r.extremities) x WHERE NOT (x->>'event_id' = ANY(@prev_events::text[]))
+        UNION ALL
+        SELECT @extremity::json) u)
+WHERE r.room_id = @room_id;
 
 -- name: RoomEventGet :one
 SELECT event_id, room_id, sender, type, state_key, depth, pdu FROM writemodel.room_events WHERE event_id = @event_id;
