@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	jsonv1 "encoding/json"
 	"encoding/json/jsontext"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 )
@@ -243,12 +245,26 @@ func Build(v string, p Proto, prev []Ref, auth []*Event, depth int64, s Signer) 
 		PrevEvents: ids(prev), Redacts: redacts, RoomID: id.RoomID(p.RoomID), Sender: id.UserID(p.Sender),
 		StateKey: p.StateKey, Type: p.Type,
 	}
-	if err := np.Sign(rv, s.ServerName, id.KeyID(s.KeyID), s.Key); err != nil {
+	// The signature and the reference hash (the event ID) cover the same bytes: the
+	// event redacted, without signatures and unsigned, as canonical JSON. They are
+	// made once (mautrix's Sign and GetEventID would each make them).
+	if err := np.FillContentHash(); err != nil {
+		return nil, fmt.Errorf("content hash: %w", err)
+	}
+	essential, err := canonicaljson.Marshal(np.Clone().RedactForSignature(rv))
+	if err != nil {
 		return nil, fmt.Errorf("sign event: %w", err)
 	}
-	eventID, err := np.GetEventID(rv)
-	if err != nil {
-		return nil, fmt.Errorf("event id: %w", err)
+	np.AddSignature(s.ServerName, id.KeyID(s.KeyID), base64.RawStdEncoding.EncodeToString(ed25519.Sign(s.Key, essential)))
+	ref := sha256.Sum256(essential)
+	var eventID id.EventID
+	switch rv.EventIDFormat() {
+	case id.EventIDFormatBase64:
+		eventID = id.EventID("$" + base64.RawStdEncoding.EncodeToString(ref[:]))
+	case id.EventIDFormatURLSafeBase64:
+		eventID = id.EventID("$" + base64.RawURLEncoding.EncodeToString(ref[:]))
+	default:
+		return nil, fmt.Errorf("event id: room version %s has event IDs of format %v", v, rv.EventIDFormat())
 	}
 	raw, err := json.Marshal(np)
 	if err != nil {

@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // The test keys: this server's (a.test) and another's (b.test).
@@ -350,5 +353,36 @@ func TestLevels(t *testing.T) {
 	none := PowerLevels([]*Event{r.get("m.room.create", "")})
 	if none.UserLevel(alice) != 100 || none.UserLevel(bob) != 0 || none.EventLevel("m.room.topic", true) != 50 {
 		t.Errorf("without power levels: creator %d, other %d, state %d", none.UserLevel(alice), none.UserLevel(bob), none.EventLevel("m.room.topic", true))
+	}
+}
+
+// A built event's ID, content hash and signature are what mautrix computes and checks,
+// in every room version with hashed event IDs.
+func TestBuildAsMautrix(t *testing.T) {
+	t.Parallel()
+	for v := 3; v <= 11; v++ {
+		ev, err := Build(strconv.Itoa(v), Proto{RoomID: "!r:a.test", Sender: "@alice:a.test", Type: "m.room.message",
+			Content: json.RawMessage(`{"body":"hi","msgtype":"m.text"}`), OriginServerTS: 1}, []Ref{{ID: "$prev"}}, nil, 2, signerA)
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		rv := id.RoomVersion(strconv.Itoa(v))
+		parsed, err := Parse(strconv.Itoa(v), ev.ID, ev.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := parsed.PDU.GetEventID(rv)
+		if err != nil || string(want) != ev.ID {
+			t.Errorf("v%d: event ID %s, mautrix computes %s (%v)", v, ev.ID, want, err)
+		}
+		if !parsed.PDU.VerifyContentHash() {
+			t.Errorf("v%d: content hash does not verify", v)
+		}
+		err = parsed.PDU.VerifySignature(rv, "a.test", func(server string, key id.KeyID, _ time.Time) (id.SigningKey, time.Time, error) {
+			return id.SigningKey(base64.RawStdEncoding.EncodeToString(testKeys(server, string(key)))), time.Now().Add(time.Hour), nil
+		})
+		if err != nil {
+			t.Errorf("v%d: signature: %v", v, err)
+		}
 	}
 }
