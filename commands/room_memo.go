@@ -16,15 +16,39 @@ import (
 // without reading and parsing it again. A memo is never changed once made.
 type roomMemo struct {
 	head        int64
+	hash        []byte // the hash of the stream's event at head
+	version     string // the room version
+	depth       int64
 	extremities []pdus.Ref
 	state       map[pdus.StateKey]*pdus.Event // nil value: known to be absent
 }
 
 // roomMemos are the memos of the rooms this process wrote to last, at most
-// maxRoomMemos of them.
+// maxRoomMemos of them, and how many sends of this process are under way in each room.
 type roomMemos struct {
-	mu sync.Mutex
-	m  map[string]*roomMemo
+	mu      sync.Mutex
+	m       map[string]*roomMemo
+	sending map[string]int
+}
+
+// startSend counts a send under way in roomID and reports whether it is the only one.
+func (ms *roomMemos) startSend(roomID string) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.sending == nil {
+		ms.sending = map[string]int{}
+	}
+	ms.sending[roomID]++
+	return ms.sending[roomID] == 1
+}
+
+// endSend undoes startSend.
+func (ms *roomMemos) endSend(roomID string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.sending[roomID]--; ms.sending[roomID] <= 0 {
+		delete(ms.sending, roomID)
+	}
 }
 
 const maxRoomMemos = 4096
@@ -79,19 +103,20 @@ func onCommit(ctx context.Context, fn func(events []eventlog.Event)) {
 // forgotten instead: the next command reads it whole.
 func (r *room) remember(events []eventlog.Event) {
 	stream := eventlog.RoomStream(r.id)
-	head, built := r.head, 0
+	head, hash, built := r.head, r.hash, 0
 	for _, e := range events {
 		if e.Stream != stream {
 			continue
 		}
-		head = e.Version
+		head, hash = e.Version, e.Hash
 		if e.Type == eventlog.TypeRoomEventAccepted {
 			built++
 		}
 	}
-	if !r.whole || built != len(r.built) || head == 0 {
+	if !r.whole || built != len(r.built) || head == 0 || hash == nil {
 		r.c.rooms.drop(r.id)
 		return
 	}
-	r.c.rooms.put(r.id, &roomMemo{head: head, extremities: r.extremities, state: maps.Clone(r.state)})
+	r.c.rooms.put(r.id, &roomMemo{head: head, hash: hash, version: r.version, depth: r.depth,
+		extremities: r.extremities, state: maps.Clone(r.state)})
 }

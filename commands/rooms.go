@@ -81,6 +81,7 @@ type room struct {
 	// false when the room has more extremities than one event takes as prev_events
 	// (see remember).
 	head  int64
+	hash  []byte
 	whole bool
 }
 
@@ -126,7 +127,7 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 		return nil, "", fmt.Errorf("open room %s: %w", roomID, err)
 	}
 	r = &room{c: c, tx: tx, id: roomID, version: row.RoomVersion, depth: row.MaxDepth, published: row.Published,
-		head: row.HeadVersion, whole: true}
+		head: row.HeadVersion, hash: row.HeadHash, whole: true}
 	if row.HeadVersion > 0 {
 		knowHead(ctx, eventlog.RoomStream(roomID), eventlog.StreamHead{Version: row.HeadVersion, Hash: row.HeadHash})
 	}

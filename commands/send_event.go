@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tidwall/gjson"
 
 	"spelt.dev/spelt/eventlog"
 	"spelt.dev/spelt/internal/pdus"
+	"spelt.dev/spelt/internal/pgbatch"
 )
 
 // SendEvent is a client's message or state event.
@@ -45,6 +48,13 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 	var txn *txnRef
 	if req.TxnID != "" {
 		txn = &txnRef{DeviceID: req.DeviceID, Scope: "send:" + req.RoomID, TxnID: req.TxnID}
+	}
+	only := c.rooms.startSend(req.RoomID)
+	defer c.rooms.endSend(req.RoomID)
+	if only && req.StateKey == nil && req.Type != "m.room.redaction" {
+		if sent, ok, err := c.sendAhead(ctx, meta, req, txn); ok || err != nil {
+			return sent, err
+		}
 	}
 	pos, err := c.run(ctx, meta, func(ctx context.Context, tx pgx.Tx) ([]eventlog.NewEvent, error) {
 		proto := pdus.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content}
@@ -90,6 +100,65 @@ func (c *Commands) Send(ctx context.Context, meta Meta, req SendEvent) (Sent, er
 	})
 	out.Position = pos
 	return out, err
+}
+
+// sendAhead sends a message event in one round trip when this process remembers the
+// room as its last write here left it (roomMemo) and no other send of this process is
+// under way in it: the event is built and checked against the remembered state, and
+// appended as the version after the remembered head of the room's stream, without the
+// room's lock or any read. A write to the room since then (another process's, or one of
+// this process that did not go through the memo) takes that version first and makes the
+// append conflict; a retried client transaction conflicts with its first attempt's.
+// Then nothing is written and ok is false: the caller takes the way that reads the room
+// under its lock, which also gives the authoritative answer when the event is refused.
+func (c *Commands) sendAhead(ctx context.Context, meta Meta, req SendEvent, txn *txnRef) (out Sent, ok bool, err error) {
+	memo := c.rooms.get(req.RoomID)
+	if memo == nil || memo.hash == nil {
+		return out, false, nil
+	}
+	proto := pdus.Proto{Sender: req.Sender, Type: req.Type, Content: req.Content}
+	for _, k := range pdus.AuthSelection(memo.version, proto) {
+		if _, known := memo.state[k]; !known {
+			return out, false, nil
+		}
+	}
+	r := &room{c: c, id: req.RoomID, version: memo.version, depth: memo.depth, extremities: memo.extremities,
+		state: maps.Clone(memo.state), head: memo.head, hash: memo.hash, whole: true}
+	ev, err := r.add(ctx, proto, txn)
+	if err != nil {
+		return out, false, nil
+	}
+	tx, err := pgbatch.BeginLazy(ctx, c.pool)
+	if err != nil {
+		return out, false, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // closed by the commit
+	var wm pgbatch.DB
+	known := map[string]eventlog.StreamHead{eventlog.RoomStream(r.id): {Version: memo.head, Hash: memo.hash}}
+	events, err := c.log.QueueAppend(ctx, tx, wm.Batch(), meta, known, r.news...)
+	if err != nil {
+		return out, false, err
+	}
+	if err := queueWriteModel(ctx, &wm, events, r.news); err != nil {
+		return out, false, err
+	}
+	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {
+		c.log.Committed() // rolled back: it held the readers' horizon back all the same
+		if errors.Is(err, eventlog.ErrVersionConflict) || isUniqueViolation(err, "room_txns_pkey") {
+			c.rooms.drop(r.id)
+			return out, false, nil
+		}
+		return out, false, fmt.Errorf("commit: %w", err)
+	}
+	c.log.Committed(eventlog.TypesOf(events)...)
+	r.remember(events)
+	return Sent{EventID: ev.ID, Position: events[len(events)-1].Position}, true, nil
+}
+
+// isUniqueViolation reports whether err is a unique violation of constraint.
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
 }
 
 // Redact redacts an event of a room (spec: client-server API, "Redactions"). The

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"maunium.net/go/mautrix"
 )
 
@@ -76,5 +78,73 @@ func TestLogoutAcrossProcesses(t *testing.T) {
 			t.Fatal("the other process still accepts a logged-out token after 2 s")
 		}
 		break
+	}
+}
+
+// TestSendAfterChangeInOtherProcess: a process sends a room's messages from what it
+// remembers of the room after its own last write (in one round trip), so a change
+// made meanwhile through another process must still decide the next send there: a ban
+// refuses it, and once unbanned and back, the sends of both processes form one chain.
+func TestSendAfterChangeInOtherProcess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTestEnv(t, nil)
+	a := te.start()
+	b := te.start()
+	regOwner := a.register(ctx, "owner", "pw")
+	regGuest := a.register(ctx, "guest", "pw")
+	ownerA, ownerB := a.client(string(regOwner.UserID), regOwner.AccessToken), b.client(string(regOwner.UserID), regOwner.AccessToken)
+	guestA := a.client(string(regGuest.UserID), regGuest.AccessToken)
+	created, err := ownerA.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	if _, err := guestA.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	// Process a now remembers the room with the guest joined.
+	if _, err := guestA.SendText(ctx, room, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ownerB.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: regGuest.UserID, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := guestA.SendText(ctx, room, "still here?"); err == nil {
+		t.Fatal("a banned user's message was accepted by the process that remembered them joined")
+	} else {
+		wantErr(t, err, http.StatusForbidden, "M_FORBIDDEN")
+	}
+	if _, err := ownerB.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: regGuest.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := guestA.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	for i := range 6 {
+		c := []*mautrix.Client{guestA, ownerB, ownerA}[i%3]
+		resp, err := c.SendText(ctx, room, fmt.Sprintf("m%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, resp.EventID.String())
+	}
+	// Each message's only prev_event is the one sent before it.
+	conn, err := pgx.Connect(ctx, te.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i := 1; i < len(sent); i++ {
+		var prev []string
+		err := conn.QueryRow(ctx, `SELECT ARRAY(SELECT json_array_elements_text(payload->'pdu'->'prev_events'))
+			FROM eventlog.events WHERE payload->>'event_id' = $1`, sent[i]).Scan(&prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(prev) != 1 || prev[0] != sent[i-1] {
+			t.Fatalf("message %d has prev_events %v, want [%s]: the room forked", i, prev, sent[i-1])
+		}
 	}
 }

@@ -75,7 +75,6 @@ WITH ev AS (
 ), txn AS (
     INSERT INTO writemodel.room_txns (user_id, device_id, scope, txn_id, event_id)
     SELECT $6, $10::text, $11::text, $12::text, $5 WHERE $12::text <> ''
-    ON CONFLICT DO NOTHING
 )
 UPDATE writemodel.rooms r SET max_depth = greatest(r.max_depth, $1::bigint),
     extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
@@ -102,7 +101,7 @@ type RoomEventAddParams struct {
 
 // A room event other than the room's creation, in one statement: the event, the room's
 // depth and forward extremities, and the client transaction that sent it, when @txn_id
-// is not empty. The event is a forward extremity (@extremity: its event_id, depth and,
+// is not empty (a transaction already there fails the statement: see Commands.sendAhead). The event is a forward extremity (@extremity: its event_id, depth and,
 // in room versions 1 and 2, reference hash), and those it names in prev_events are no
 // more; the extremities stay ordered by depth, newest first, then event ID.
 func (q *Queries) RoomEventAdd(ctx context.Context, db DBTX, arg RoomEventAddParams) error {

@@ -22,7 +22,7 @@ VALUES (@event_id, @room_id, @sender, @type, @state_key, @depth, @pdu);
 -- name: RoomEventAdd :exec
 -- A room event other than the room's creation, in one statement: the event, the room's
 -- depth and forward extremities, and the client transaction that sent it, when @txn_id
--- is not empty. The event is a forward extremity (@extremity: its event_id, depth and,
+-- is not empty (a transaction already there fails the statement: see Commands.sendAhead). The event is a forward extremity (@extremity: its event_id, depth and,
 -- in room versions 1 and 2, reference hash), and those it names in prev_events are no
 -- more; the extremities stay ordered by depth, newest first, then event ID.
 WITH ev AS (
@@ -31,7 +31,6 @@ WITH ev AS (
 ), txn AS (
     INSERT INTO writemodel.room_txns (user_id, device_id, scope, txn_id, event_id)
     SELECT @sender, @device_id::text, @scope::text, @txn_id::text, @event_id WHERE @txn_id::text <> ''
-    ON CONFLICT DO NOTHING
 )
 UPDATE writemodel.rooms r SET max_depth = greatest(r.max_depth, @depth::bigint),
     extremities = (SELECT json_agg(x ORDER BY (x->>'depth')::bigint DESC, x->>'event_id') FROM (
