@@ -5,23 +5,14 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"spelt.dev/spelt/internal/pgbatch"
-	"spelt.dev/spelt/internal/testkit"
 )
 
 func TestDeferred(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testkit.DB(t, noMigrations))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, "CREATE TABLE d (n int PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
+	pool := tablePool(t, "d")
 	count := func(q interface {
 		QueryRow(context.Context, string, ...any) pgx.Row
 	}) int {

@@ -16,17 +16,25 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 func noMigrations(context.Context, string) error { return nil }
 
-func TestLazyTx(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testkit.DB(t, noMigrations))
+// tablePool returns a pool on an empty database that has one table, named table, of
+// int keys n.
+func tablePool(t *testing.T, table string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testkit.DB(t, noMigrations))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, "CREATE TABLE t (n int PRIMARY KEY)"); err != nil {
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(context.Background(), "CREATE TABLE "+table+" (n int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
+	return pool
+}
+
+func TestLazyTx(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := tablePool(t, "t")
 	count := func() int {
 		var n int
 		if err := pool.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {

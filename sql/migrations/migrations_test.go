@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
 
 	"spelt.dev/spelt/internal/testkit"
 )
@@ -14,24 +15,32 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 func empty(context.Context, string) error { return nil }
 
-// Migration 0032 moves rooms' forward extremities from their table into the rooms' rows,
-// newest first.
-func TestExtremitiesMoveIntoRooms(t *testing.T) {
-	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, testkit.DB(t, empty))
+// migratedTo returns a pool on a database migrated up to version, and the provider that
+// takes it further.
+func migratedTo(t *testing.T, version int64) (*pgxpool.Pool, *goose.Provider) {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), testkit.DB(t, empty))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	p, db, err := provider(pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if _, err := p.UpTo(ctx, 31); err != nil {
+	t.Cleanup(func() { db.Close() })
+	if _, err := p.UpTo(t.Context(), version); err != nil {
 		t.Fatal(err)
 	}
-	_, err = pool.Exec(ctx, `
+	return pool, p
+}
+
+// Migration 0032 moves rooms' forward extremities from their table into the rooms' rows,
+// newest first.
+func TestExtremitiesMoveIntoRooms(t *testing.T) {
+	ctx := t.Context()
+	pool, p := migratedTo(t, 31)
+	_, err := pool.Exec(ctx, `
 		INSERT INTO writemodel.rooms (room_id, room_version, max_depth) VALUES ('!a:x', '10', 7), ('!b:x', '10', 1);
 		INSERT INTO writemodel.room_extremities (room_id, event_id, depth, pdu) VALUES
 			('!a:x', '$old', 6, '{"depth": 6}'), ('!a:x', '$new', 7, '{"depth":7, "x": [1, 2]}')`)
@@ -79,20 +88,8 @@ func TestExtremitiesMoveIntoRooms(t *testing.T) {
 // Migration 0033 gives notifications their event's stream ordering.
 func TestPushActionsGetOrderings(t *testing.T) {
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, testkit.DB(t, empty))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	p, db, err := provider(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := p.UpTo(ctx, 32); err != nil {
-		t.Fatal(err)
-	}
-	_, err = pool.Exec(ctx, `
+	pool, p := migratedTo(t, 32)
+	_, err := pool.Exec(ctx, `
 		INSERT INTO room_events (stream_ordering, event_id, room_id, type, sender, origin_server_ts, depth, event, visibility)
 		VALUES (41, '$e', '!r:x', 'm.room.message', '@a:x', 1, 2, '{}', 'shared');
 		INSERT INTO event_push_actions (user_id, event_id, room_id, thread_id, highlight) VALUES
