@@ -127,27 +127,36 @@ func (c *Commands) runOnce(ctx context.Context, meta Meta, decide decider) (pos 
 		return pos, decideErr
 	}
 	wrote = true
-	// The append and the write model's statements go with the COMMIT, in one round
-	// trip. The events' positions are known once it is back; the write model does not
-	// need them.
-	var wm pgbatch.DB
-	events, err := c.log.QueueAppend(ctx, tx, wm.Batch(), meta, heads, news...)
+	events, err := c.commit(ctx, tx, meta, heads, news)
 	if err != nil {
 		return pos, err
 	}
-	if err := queueWriteModel(ctx, &wm, events, news); err != nil {
-		return pos, err
-	}
-	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {
-		c.log.Committed() // rolled back: it held the readers' horizon back all the same
-		return pos, fmt.Errorf("commit: %w", err)
-	}
 	wrote = false
-	c.log.Committed(eventlog.TypesOf(events)...)
 	for _, fn := range hooks {
 		fn(events)
 	}
 	return events[len(events)-1].Position, decideErr
+}
+
+// commit appends news after the stream heads known (the others are read) with the
+// write-model changes they imply, and commits tx: the append and the write model's
+// statements go with the COMMIT, in one round trip. The events' positions are known
+// once it is back; the write model does not need them.
+func (c *Commands) commit(ctx context.Context, tx *pgbatch.LazyTx, meta Meta, known map[string]eventlog.StreamHead, news []eventlog.NewEvent) ([]eventlog.Event, error) {
+	var wm pgbatch.DB
+	events, err := c.log.QueueAppend(ctx, tx, wm.Batch(), meta, known, news...)
+	if err != nil {
+		return nil, err
+	}
+	if err := queueWriteModel(ctx, &wm, events, news); err != nil {
+		return nil, err
+	}
+	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {
+		c.log.Committed() // rolled back: it held the readers' horizon back all the same
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	c.log.Committed(eventlog.TypesOf(events)...)
+	return events, nil
 }
 
 // Terms is a policy users accept when they register.

@@ -133,24 +133,15 @@ func (c *Commands) sendAhead(ctx context.Context, meta Meta, req SendEvent, txn 
 		return out, false, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // closed by the commit
-	var wm pgbatch.DB
 	known := map[string]eventlog.StreamHead{eventlog.RoomStream(r.id): {Version: memo.head, Hash: memo.hash}}
-	events, err := c.log.QueueAppend(ctx, tx, wm.Batch(), meta, known, r.news...)
+	events, err := c.commit(ctx, tx, meta, known, r.news)
+	if errors.Is(err, eventlog.ErrVersionConflict) || isUniqueViolation(err, "room_txns_pkey") {
+		c.rooms.drop(r.id)
+		return out, false, nil
+	}
 	if err != nil {
 		return out, false, err
 	}
-	if err := queueWriteModel(ctx, &wm, events, r.news); err != nil {
-		return out, false, err
-	}
-	if err := tx.CommitBatch(ctx, wm.Batch()); err != nil {
-		c.log.Committed() // rolled back: it held the readers' horizon back all the same
-		if errors.Is(err, eventlog.ErrVersionConflict) || isUniqueViolation(err, "room_txns_pkey") {
-			c.rooms.drop(r.id)
-			return out, false, nil
-		}
-		return out, false, fmt.Errorf("commit: %w", err)
-	}
-	c.log.Committed(eventlog.TypesOf(events)...)
 	r.remember(events)
 	return Sent{EventID: ev.ID, Position: events[len(events)-1].Position}, true, nil
 }
