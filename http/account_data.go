@@ -37,19 +37,25 @@ func roomParam(c echo.Context) (string, error) {
 	return r, nil
 }
 
+// ownScope checks that the path's user is the caller, and returns the path's room ID
+// when room is set ("" otherwise).
+func ownScope(c echo.Context, room bool) (string, error) {
+	if err := ownUser(c); err != nil {
+		return "", err
+	}
+	if !room {
+		return "", nil
+	}
+	return roomParam(c)
+}
+
 // putAccountData: PUT /user/{userId}/account_data/{type} and
 // /user/{userId}/rooms/{roomId}/account_data/{type}.
 func (s *Server) putAccountData(room bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := ownUser(c); err != nil {
+		roomID, err := ownScope(c, room)
+		if err != nil {
 			return err
-		}
-		roomID := ""
-		if room {
-			var err error
-			if roomID, err = roomParam(c); err != nil {
-				return err
-			}
 		}
 		content, err := readContent(c)
 		if err != nil {
@@ -66,15 +72,9 @@ func (s *Server) putAccountData(room bool) echo.HandlerFunc {
 // getAccountData: GET /user/{userId}[/rooms/{roomId}]/account_data/{type}.
 func (s *Server) getAccountData(room bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := ownUser(c); err != nil {
+		roomID, err := ownScope(c, room)
+		if err != nil {
 			return err
-		}
-		roomID := ""
-		if room {
-			var err error
-			if roomID, err = roomParam(c); err != nil {
-				return err
-			}
 		}
 		content, err := s.q.AccountData(c.Request().Context(), identity(c).UserID, roomID, pathParam(c, "type"))
 		if err != nil {
@@ -86,10 +86,7 @@ func (s *Server) getAccountData(room bool) echo.HandlerFunc {
 
 // getTags: GET /user/{userId}/rooms/{roomId}/tags.
 func (s *Server) getTags(c echo.Context) error {
-	if err := ownUser(c); err != nil {
-		return err
-	}
-	roomID, err := roomParam(c)
+	roomID, err := ownScope(c, true)
 	if err != nil {
 		return err
 	}
@@ -102,10 +99,7 @@ func (s *Server) getTags(c echo.Context) error {
 
 // putTag: PUT /user/{userId}/rooms/{roomId}/tags/{tag}.
 func (s *Server) putTag(c echo.Context) error {
-	if err := ownUser(c); err != nil {
-		return err
-	}
-	roomID, err := roomParam(c)
+	roomID, err := ownScope(c, true)
 	if err != nil {
 		return err
 	}
@@ -122,10 +116,7 @@ func (s *Server) putTag(c echo.Context) error {
 
 // deleteTag: DELETE /user/{userId}/rooms/{roomId}/tags/{tag}.
 func (s *Server) deleteTag(c echo.Context) error {
-	if err := ownUser(c); err != nil {
-		return err
-	}
-	roomID, err := roomParam(c)
+	roomID, err := ownScope(c, true)
 	if err != nil {
 		return err
 	}
