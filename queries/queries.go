@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,10 +21,14 @@ var (
 
 // Queries answers reads.
 type Queries struct {
-	pool   *pgxpool.Pool
-	q      *readdb.Queries
-	now    func() time.Time
-	tokens tokenCache
+	pool *pgxpool.Pool
+	q    *readdb.Queries
+	now  func() time.Time
+	// tokens remembers resolved access tokens, by hash, so that a request costs no
+	// round trip to authenticate. It is emptied whenever the accounts read model moves
+	// (ForgetTokens: a logout, a refresh, a deactivation may have revoked any token),
+	// and no entry is used longer than tokenCacheTTL in any case.
+	tokens readCache[string, cachedToken]
 	// activity gives users' last requests to this process (nil: unknown).
 	activity  func(userID string) time.Time
 	keyCounts readCache[[2]string, keyCounts]
@@ -36,19 +39,8 @@ type Queries struct {
 
 // New returns Queries reading through pool.
 func New(pool *pgxpool.Pool) *Queries {
-	return &Queries{pool: pool, q: readdb.New(), now: time.Now, keyCounts: readCache[[2]string, keyCounts]{max: 100_000},
-		ignored: readCache[string, map[string]bool]{max: 100_000}}
-}
-
-// tokenCache remembers resolved access tokens, by hash, so that a request costs no
-// round trip to authenticate. It must be emptied whenever the accounts read model
-// moves (ForgetTokens: a logout, a refresh, a deactivation may have revoked any token);
-// a lookup that raced with such a move is not kept (gen), and no entry lives longer than
-// tokenCacheTTL in any case.
-type tokenCache struct {
-	mu      sync.Mutex
-	gen     uint64
-	entries map[string]cachedToken
+	return &Queries{pool: pool, q: readdb.New(), now: time.Now, tokens: readCache[string, cachedToken]{max: tokenCacheMax},
+		keyCounts: readCache[[2]string, keyCounts]{max: 100_000}, ignored: readCache[string, map[string]bool]{max: 100_000}}
 }
 
 type cachedToken struct {
@@ -64,12 +56,7 @@ const (
 
 // ForgetTokens empties the access-token cache; call it whenever the accounts read model
 // moves on.
-func (q *Queries) ForgetTokens() {
-	q.tokens.mu.Lock()
-	q.tokens.gen++
-	q.tokens.entries = nil
-	q.tokens.mu.Unlock()
-}
+func (q *Queries) ForgetTokens() { q.tokens.forget() }
 
 // Identity is who an access token belongs to.
 type Identity struct {
@@ -90,23 +77,13 @@ type Identity struct {
 func (q *Queries) Authenticate(ctx context.Context, token string) (id Identity, expired bool, err error) {
 	hash := tokens.Hash(token)
 	now := q.now()
-	q.tokens.mu.Lock()
-	c, hit := q.tokens.entries[string(hash)]
-	gen := q.tokens.gen
-	q.tokens.mu.Unlock()
+	c, gen, hit := q.tokens.get(string(hash))
 	if hit && now.Sub(c.at) < tokenCacheTTL && (c.expiresAt == nil || now.Before(*c.expiresAt)) {
 		return c.id, false, nil
 	}
 	id, expired, expiresAt, err := q.authenticate(ctx, hash)
 	if err == nil && id.Retires == nil {
-		q.tokens.mu.Lock()
-		if q.tokens.gen == gen {
-			if q.tokens.entries == nil || len(q.tokens.entries) >= tokenCacheMax {
-				q.tokens.entries = map[string]cachedToken{}
-			}
-			q.tokens.entries[string(hash)] = cachedToken{id: id, expiresAt: expiresAt, at: now}
-		}
-		q.tokens.mu.Unlock()
+		q.tokens.put(string(hash), cachedToken{id: id, expiresAt: expiresAt, at: now}, gen)
 	}
 	return id, expired, err
 }
