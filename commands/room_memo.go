@@ -10,10 +10,11 @@ import (
 )
 
 // roomMemo is what a command of this process last knew of a room when it committed:
-// its forward extremities and the current state of the keys it had read, as of
-// version head of the room's stream. The room's lock keeps the stream still while a
-// command holds it, so a command that finds the stream still at head knows all that
-// without reading and parsing it again. A memo is never changed once made.
+// its version, depth, forward extremities and the current state of the keys it had
+// read, as of version head (with hash) of the room's stream. Every change to a room's
+// state is an event on that stream, so while the stream is still at head all that holds:
+// openRoom checks it under the room's lock, and sendAhead by appending version head+1,
+// which fails if anything came first. A memo is never changed once made.
 type roomMemo struct {
 	head        int64
 	hash        []byte // the hash of the stream's event at head

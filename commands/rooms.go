@@ -157,9 +157,6 @@ func (c *Commands) openRoom(ctx context.Context, tx pgx.Tx, roomID string, o ope
 			}
 			r.extremities = append(r.extremities, ref)
 		}
-		for _, k := range o.preload {
-			r.state[k] = nil
-		}
 	}
 	for _, k := range o.preload {
 		if _, known := r.state[k]; !known {

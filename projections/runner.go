@@ -525,10 +525,9 @@ func (r *Runner) applyLiveBatch(ctx context.Context, t *hookTx, p Projector, eve
 		// concurrent move would fail the update. If the batch fails, here or at the
 		// commit, the poll's transaction is lost and the same events come again, and
 		// then they go through applyEvents, which isolates an event that cannot be
-		// applied.
+		// applied. The live memory, left pending, is dropped by the next memBegin.
 		t.onFail = func() {
 			careful.Store(true)
-			memForget(ctx)
 			select { // poll again at once, carefully
 			case r.kick[p.Name()] <- struct{}{}:
 			default:
@@ -543,7 +542,6 @@ func (r *Runner) applyLiveBatch(ctx context.Context, t *hookTx, p Projector, eve
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if err := p.Apply(ctx, tx, events); err != nil {
-			memForget(ctx)
 			careful.Store(true)
 			return fmt.Errorf("apply (the poll is retried carefully): %w", err)
 		}
